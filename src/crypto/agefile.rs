@@ -8,6 +8,8 @@ use std::io::{Read, Write};
 
 use zeroize::Zeroizing;
 
+const ARMOR_BEGIN: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
+
 /// Why an age file could not be opened. The variants follow the failure classes of the
 /// community age test vectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -43,7 +45,16 @@ pub fn open_age_file(
     let mut binary = Vec::with_capacity(input.len().min(1 << 16));
     age::armor::ArmoredReader::new(input)
         .read_to_end(&mut binary)
-        .map_err(|_| AgeFileError::Armor)?;
+        .map_err(|_| {
+            // Bytes that are neither binary age nor anything like armor are "not an age
+            // file" (a header fault), not an armor fault.
+            let head = &input[..input.len().min(1024)];
+            if head.windows(ARMOR_BEGIN.len()).any(|w| w == ARMOR_BEGIN) {
+                AgeFileError::Armor
+            } else {
+                AgeFileError::Header
+            }
+        })?;
     let decryptor = age::Decryptor::new(&binary[..]).map_err(classify)?;
     let reader = decryptor
         .decrypt(std::iter::once(identity))
@@ -58,6 +69,15 @@ pub fn open_age_file(
         return Err(AgeFileError::TooLarge(max_payload));
     }
     Ok(out)
+}
+
+/// Whether `input` is an age file encrypted to a passphrase; `None` if it is not an age file.
+pub(crate) fn is_passphrase_file(input: &[u8]) -> Option<bool> {
+    let mut binary = Vec::new();
+    age::armor::ArmoredReader::new(input)
+        .read_to_end(&mut binary)
+        .ok()?;
+    Some(age::Decryptor::new(&binary[..]).ok()?.is_scrypt())
 }
 
 /// Encrypts `payload` as a binary age file to `recipients`.

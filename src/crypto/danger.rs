@@ -58,7 +58,20 @@ pub fn seal_item_seeded<R: Read, S: ChunkSink>(
     content: R,
     sink: &mut S,
 ) -> Result<Sealed, ItemError> {
-    seal_item_with(sender, metadata, content, sink, Parallelism::One, rng)
+    seal_item_with(sender, metadata, content, sink, Parallelism::One, rng, None)
+}
+
+/// [`seal_item_seeded`], but the metadata claims `claimed_size` bytes of content: an item whose
+/// padding disagrees with its metadata, which every opener must refuse.
+pub fn seal_item_claiming_size<R: Read, S: ChunkSink>(
+    rng: &SeededRandom,
+    sender: &Identity,
+    metadata: &Metadata,
+    content: R,
+    sink: &mut S,
+    claimed_size: u64,
+) -> Result<Sealed, ItemError> {
+    seal_item_with(sender, metadata, content, sink, Parallelism::One, rng, Some(claimed_size))
 }
 
 /// Signs an altered manifest body (everything but the final 64-byte signature) as `sender`

@@ -691,8 +691,9 @@ pub(crate) fn seal_metadata_into_manifest(
     preamble: &Preamble,
     metadata: &Metadata,
     true_size: u64,
+    padded_len: u64,
     digests: &[[u8; 32]],
 ) -> Result<Manifest, ItemError> {
     let sealed = keys.seal_metadata(metadata, true_size)?;
-    Manifest::sign(sender, preamble, padme(true_size), &sealed, digests)
+    Manifest::sign(sender, preamble, padded_len, &sealed, digests)
 }

@@ -15,7 +15,7 @@ use age::secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 use super::Identity;
-use super::agefile::{AgeFileError, open_age_file, seal_age_file};
+use super::agefile::{AgeFileError, is_passphrase_file, open_age_file, seal_age_file};
 use crate::wire::{from_hex, to_hex};
 
 /// scrypt work factor (log2 N) used for new key files: about a second on a laptop.
@@ -36,6 +36,10 @@ pub enum KeyFileError {
     /// The passphrase does not open the key file.
     #[error("wrong passphrase for this key file")]
     WrongPassphrase,
+    /// The file is an age file, but encrypted to a key rather than a passphrase (a key package,
+    /// perhaps).
+    #[error("this age file is not protected by a passphrase, so it is not a key file")]
+    NotPassphraseProtected,
     /// The file is not a passphrase-encrypted age file, or is damaged.
     #[error("not a readable key file: {0}")]
     Age(AgeFileError),
@@ -95,6 +99,9 @@ pub fn open_key_file(file: &[u8], passphrase: &str) -> Result<Identity, KeyFileE
     let mut scrypt = age::scrypt::Identity::new(SecretString::from(passphrase.to_owned()));
     scrypt.set_max_work_factor(MAX_WORK_FACTOR);
     let plain = open_age_file(file, &scrypt, MAX_PLAINTEXT_LEN).map_err(|e| match e {
+        AgeFileError::NoMatch if is_passphrase_file(file) == Some(false) => {
+            KeyFileError::NotPassphraseProtected
+        }
         AgeFileError::NoMatch => KeyFileError::WrongPassphrase,
         AgeFileError::TooLarge(_) => KeyFileError::Malformed("content is too long"),
         other => KeyFileError::Age(other),

@@ -106,9 +106,11 @@ pub fn seal_item<R: Read, S: ChunkSink>(
     sink: &mut S,
     parallelism: Parallelism,
 ) -> Result<Sealed, ItemError> {
-    seal_item_with(sender, metadata, content, sink, parallelism, &SystemRandom)
+    seal_item_with(sender, metadata, content, sink, parallelism, &SystemRandom, None)
 }
 
+/// `claimed_size` replaces the true size in the metadata: only the vector generator uses it,
+/// to produce items whose padding is not what the metadata says.
 pub(crate) fn seal_item_with<R: Read, S: ChunkSink>(
     sender: &Identity,
     metadata: &Metadata,
@@ -116,6 +118,7 @@ pub(crate) fn seal_item_with<R: Read, S: ChunkSink>(
     sink: &mut S,
     parallelism: Parallelism,
     rng: &dyn RandomSource,
+    claimed_size: Option<u64>,
 ) -> Result<Sealed, ItemError> {
     // Catch over-long fields before reading any content.
     metadata.check_limits()?;
@@ -180,8 +183,15 @@ pub(crate) fn seal_item_with<R: Read, S: ChunkSink>(
     }
     let true_size = source.true_size();
     debug_assert_eq!(chunk_count(padme(true_size)), u64::from(next_index));
-    let manifest =
-        seal_metadata_into_manifest(sender, &keys, &preamble, metadata, true_size, &digests)?;
+    let manifest = seal_metadata_into_manifest(
+        sender,
+        &keys,
+        &preamble,
+        metadata,
+        claimed_size.unwrap_or(true_size),
+        padme(true_size),
+        &digests,
+    )?;
     Ok(Sealed {
         content_key,
         preamble,
