@@ -12,9 +12,9 @@
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use crate::crypto::{
-    Identity, ItemError, ItemOpener, KeyPackageError, MAX_KEY_PACKAGE_LEN,
-    MAX_MANIFEST_LEN, Manifest, Metadata, PREAMBLE_LEN, Parallelism, Preamble, PublicKeys,
-    Sealed, WriteSink, open_key_package, seal_item, seal_key_package,
+    Identity, ItemError, ItemOpener, KeyPackageError, MAX_KEY_PACKAGE_LEN, MAX_MANIFEST_LEN,
+    Manifest, Metadata, PREAMBLE_LEN, Parallelism, Preamble, PublicKeys, Sealed, WriteSink,
+    open_key_package, seal_item, seal_key_package,
 };
 use crate::wire::{DecodeError, Reader, Writer};
 

@@ -60,7 +60,9 @@ pub fn open_age_file(
         .decrypt(std::iter::once(identity))
         .map_err(classify)?;
     let mut out = Zeroizing::new(Vec::new());
-    let limit = u64::try_from(max_payload).unwrap_or(u64::MAX).saturating_add(1);
+    let limit = u64::try_from(max_payload)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
     reader
         .take(limit)
         .read_to_end(&mut out)

@@ -71,7 +71,15 @@ pub fn seal_item_claiming_size<R: Read, S: ChunkSink>(
     sink: &mut S,
     claimed_size: u64,
 ) -> Result<Sealed, ItemError> {
-    seal_item_with(sender, metadata, content, sink, Parallelism::One, rng, Some(claimed_size))
+    seal_item_with(
+        sender,
+        metadata,
+        content,
+        sink,
+        Parallelism::One,
+        rng,
+        Some(claimed_size),
+    )
 }
 
 /// Signs an altered manifest body (everything but the final 64-byte signature) as `sender`

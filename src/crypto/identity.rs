@@ -10,6 +10,8 @@ use super::{CryptoError, random_array, sha256};
 
 /// Domain-separation prefix of the fingerprint digest.
 const FINGERPRINT_DOMAIN: &[u8] = b"attache/v1 fingerprint\0";
+/// Prefix of the text form of public keys.
+const PUBLIC_TEXT_PREFIX: &str = "attache-public-v1:";
 /// Bech32 prefix of age X25519 recipients.
 const AGE_RECIPIENT_HRP: bech32::Hrp = bech32::Hrp::parse_unchecked("age");
 /// Bech32 prefix of age X25519 identities.
@@ -35,7 +37,10 @@ impl Identity {
 
     /// Rebuilds an identity from its raw X25519 secret scalar and Ed25519 seed, as stored in the
     /// key file.
-    pub fn from_secret_keys(x25519: &[u8; 32], ed25519_seed: &[u8; 32]) -> Result<Self, CryptoError> {
+    pub fn from_secret_keys(
+        x25519: &[u8; 32],
+        ed25519_seed: &[u8; 32],
+    ) -> Result<Self, CryptoError> {
         let encoded = Zeroizing::new(
             bech32::encode_upper::<bech32::Bech32>(AGE_SECRET_HRP, x25519)
                 .map_err(|_| CryptoError::InvalidKey("x25519 secret key"))?,
@@ -145,6 +150,27 @@ impl PublicKeys {
         x25519.copy_from_slice(&bytes[..32]);
         ed25519.copy_from_slice(&bytes[32..]);
         Ok(Self { x25519, ed25519 })
+    }
+
+    /// The text form people exchange: `attache-public-v1:` and 128 hex digits
+    /// (`x25519 || ed25519`).
+    pub fn to_text(&self) -> String {
+        format!(
+            "{PUBLIC_TEXT_PREFIX}{}",
+            crate::wire::to_hex(&self.to_bytes())
+        )
+    }
+
+    /// Parses [`PublicKeys::to_text`].
+    pub fn parse_text(s: &str) -> Result<Self, CryptoError> {
+        let hex = s
+            .trim()
+            .strip_prefix(PUBLIC_TEXT_PREFIX)
+            .ok_or(CryptoError::InvalidKey(
+                "public key text (expected attache-public-v1:…)",
+            ))?;
+        let bytes = crate::wire::from_hex(hex).ok_or(CryptoError::InvalidKey("public key text"))?;
+        Self::from_bytes(&bytes)
     }
 
     /// The age recipient string (`age1…`), as the `age` CLI takes it with `-r`.

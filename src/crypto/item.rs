@@ -261,7 +261,12 @@ impl ItemKeys {
 
     /// Decrypts one chunk (`ciphertext || tag`) in place; the plaintext is the first
     /// `len - 16` bytes on success.
-    pub(crate) fn open_chunk(&self, index: u32, last: bool, in_out: &mut [u8]) -> Result<(), ItemError> {
+    pub(crate) fn open_chunk(
+        &self,
+        index: u32,
+        last: bool,
+        in_out: &mut [u8],
+    ) -> Result<(), ItemError> {
         self.payload
             .open_in_place(
                 chunk_nonce(index, last),
@@ -399,10 +404,18 @@ impl Metadata {
         let m = ItemError::MalformedMetadata;
         let mut r = Reader::new(plain);
         if r.u8("metadata version").map_err(m)? != METADATA_VERSION {
-            return Err(ItemError::MalformedMetadata(DecodeError::Unsupported("metadata version")));
+            return Err(ItemError::MalformedMetadata(DecodeError::Unsupported(
+                "metadata version",
+            )));
         }
-        let file_name = r.str32("file name", limits::FILE_NAME).map_err(m)?.to_owned();
-        let media_type = r.str32("media type", limits::MEDIA_TYPE).map_err(m)?.to_owned();
+        let file_name = r
+            .str32("file name", limits::FILE_NAME)
+            .map_err(m)?
+            .to_owned();
+        let media_type = r
+            .str32("media type", limits::MEDIA_TYPE)
+            .map_err(m)?
+            .to_owned();
         let true_size = r.u64("true size").map_err(m)?;
         let subject = r.str32("subject", limits::SUBJECT).map_err(m)?.to_owned();
         let body = r.str32("body", limits::BODY).map_err(m)?.to_owned();
@@ -493,7 +506,9 @@ impl Manifest {
         let padded_len = r.u64("padded length").map_err(m)?;
         let count = r.u32("chunk count").map_err(m)?;
         if count > MAX_CHUNKS {
-            return Err(ItemError::InconsistentManifest("more chunks than an item may have"));
+            return Err(ItemError::InconsistentManifest(
+                "more chunks than an item may have",
+            ));
         }
         if chunk_count(padded_len) != u64::from(count) {
             return Err(ItemError::InconsistentManifest(
@@ -501,11 +516,15 @@ impl Manifest {
             ));
         }
         if padme(padded_len) != padded_len {
-            return Err(ItemError::InconsistentManifest("padded length is not a PADMÉ length"));
+            return Err(ItemError::InconsistentManifest(
+                "padded length is not a PADMÉ length",
+            ));
         }
         let metadata_len = r.u32("metadata length").map_err(m)? as usize;
         if !is_metadata_bucket(metadata_len) {
-            return Err(ItemError::InconsistentManifest("metadata size is not a bucket size"));
+            return Err(ItemError::InconsistentManifest(
+                "metadata size is not a bucket size",
+            ));
         }
         let metadata_start = bytes.len() - r.rest().len();
         r.take(metadata_len, "metadata").map_err(m)?;
@@ -538,7 +557,8 @@ impl Manifest {
         sealed_metadata: &[u8],
         digests: &[[u8; 32]],
     ) -> Result<Self, ItemError> {
-        let mut w = Writer::with_capacity(MANIFEST_FIXED + sealed_metadata.len() + 32 * digests.len() + 64);
+        let mut w =
+            Writer::with_capacity(MANIFEST_FIXED + sealed_metadata.len() + 32 * digests.len() + 64);
         let count = u32::try_from(digests.len()).map_err(|_| ItemError::TooLarge)?;
         w.bytes(&MANIFEST_HEADER)
             .bytes(&preamble.item_id())

@@ -113,28 +113,33 @@ fn parse_content(plain: &[u8]) -> Result<Identity, KeyFileError> {
     let text = std::str::from_utf8(plain).map_err(|_| KeyFileError::Malformed("not UTF-8"))?;
     let mut lines = text.split_terminator('\n');
     if lines.next() != Some(FIRST_LINE) {
-        return Err(KeyFileError::Malformed("first line is not \"# attache identity v1\""));
+        return Err(KeyFileError::Malformed(
+            "first line is not \"# attache identity v1\"",
+        ));
     }
     let seed_hex = lines
         .next()
         .and_then(|l| l.strip_prefix(SEED_PREFIX))
-        .ok_or(KeyFileError::Malformed("second line is not the ed25519 seed"))?;
+        .ok_or(KeyFileError::Malformed(
+            "second line is not the ed25519 seed",
+        ))?;
     let bad_seed = KeyFileError::Malformed("ed25519 seed is not 64 hex digits");
     let seed_bytes = Zeroizing::new(from_hex(seed_hex).ok_or(bad_seed)?);
     let seed = Zeroizing::new(<[u8; 32]>::try_from(seed_bytes.as_slice()).map_err(|_| bad_seed)?);
-    let age_line = lines
-        .next()
-        .ok_or(KeyFileError::Malformed("the age secret key line is missing"))?;
+    let age_line = lines.next().ok_or(KeyFileError::Malformed(
+        "the age secret key line is missing",
+    ))?;
     if lines.next().is_some() || !text.ends_with('\n') {
-        return Err(KeyFileError::Malformed("unexpected content after the age secret key"));
+        return Err(KeyFileError::Malformed(
+            "unexpected content after the age secret key",
+        ));
     }
     let age_identity: age::x25519::Identity = age_line
         .parse()
         .map_err(|_| KeyFileError::Malformed("third line is not an age secret key"))?;
-    let x25519 = Zeroizing::new(
-        Identity::age_secret_bytes(&age_identity)
-            .ok_or(KeyFileError::Malformed("third line is not an age secret key"))?,
-    );
+    let x25519 = Zeroizing::new(Identity::age_secret_bytes(&age_identity).ok_or(
+        KeyFileError::Malformed("third line is not an age secret key"),
+    )?);
     Identity::from_secret_keys(&x25519, &seed)
         .map_err(|_| KeyFileError::Malformed("the keys are not valid"))
 }

@@ -50,8 +50,11 @@ pub fn seal_key_package(
     payload[..8].copy_from_slice(&KEY_PACKAGE_MAGIC);
     payload[8..24].copy_from_slice(item_id);
     payload[24..].copy_from_slice(key.as_bytes());
-    seal_age_file(&payload[..], std::iter::once(&recipient as &dyn age::Recipient))
-        .map_err(|_| KeyPackageError::BadRecipient)
+    seal_age_file(
+        &payload[..],
+        std::iter::once(&recipient as &dyn age::Recipient),
+    )
+    .map_err(|_| KeyPackageError::BadRecipient)
 }
 
 /// Opens a key package with `identity` and checks that it is for item `item_id`.
@@ -63,11 +66,12 @@ pub fn open_key_package(
     if package.len() > MAX_KEY_PACKAGE_LEN {
         return Err(KeyPackageError::TooLarge);
     }
-    let payload = open_age_file(package, identity.age_identity(), PAYLOAD_LEN).map_err(|e| match e {
-        AgeFileError::NoMatch => KeyPackageError::NotForThisIdentity,
-        AgeFileError::TooLarge(_) => KeyPackageError::Malformed,
-        other => KeyPackageError::Age(other),
-    })?;
+    let payload =
+        open_age_file(package, identity.age_identity(), PAYLOAD_LEN).map_err(|e| match e {
+            AgeFileError::NoMatch => KeyPackageError::NotForThisIdentity,
+            AgeFileError::TooLarge(_) => KeyPackageError::Malformed,
+            other => KeyPackageError::Age(other),
+        })?;
     if payload.len() != PAYLOAD_LEN || payload[..8] != KEY_PACKAGE_MAGIC {
         return Err(KeyPackageError::Malformed);
     }

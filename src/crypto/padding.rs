@@ -5,7 +5,15 @@
 //! 12% overhead. Metadata blocks are small and mostly text, so they use a short fixed ladder.
 
 /// Metadata block sizes (ciphertext bytes, tag included), smallest first.
-const METADATA_BUCKETS: [usize; 7] = [256, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20];
+const METADATA_BUCKETS: [usize; 7] = [
+    256,
+    1 << 10,
+    4 << 10,
+    16 << 10,
+    64 << 10,
+    256 << 10,
+    1 << 20,
+];
 
 /// The PADMÉ length of `len`: `len` rounded up so that only the top `floor(log2(E)) + 1` bits of
 /// its `E = floor(log2(len))` significant bits may be set.
@@ -54,7 +62,10 @@ mod tests {
         assert_eq!(padme(65_537), 67_584);
         for len in (1u64..2_000_000).step_by(997) {
             let p = padme(len);
-            assert!(p >= len && (p - len) * 100 <= len * 12 + 100, "{len} -> {p}");
+            assert!(
+                p >= len && (p - len) * 100 <= len * 12 + 100,
+                "{len} -> {p}"
+            );
             assert_eq!(padme(p), p, "padded lengths are fixed points");
         }
     }

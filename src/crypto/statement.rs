@@ -166,7 +166,9 @@ impl SignedStatement {
             }));
         }
         let mut r = Reader::new(bytes);
-        let encoded = r.bytes32("statement", MAX_SIGNED_STATEMENT_LEN).map_err(m)?;
+        let encoded = r
+            .bytes32("statement", MAX_SIGNED_STATEMENT_LEN)
+            .map_err(m)?;
         let signature = r.array("signature").map_err(m)?;
         r.finish().map_err(m)?;
         let statement = SignatureStatement::decode(encoded).map_err(m)?;

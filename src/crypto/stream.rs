@@ -11,8 +11,8 @@ use std::io::{self, Read, Write};
 use rayon::prelude::*;
 
 use super::item::{
-    CHUNK_SIZE, ContentKey, ItemError, ItemKeys, MAX_CHUNKS, Manifest, Metadata, Preamble,
-    TAG_LEN, chunk_count, chunk_len, seal_metadata_into_manifest,
+    CHUNK_SIZE, ContentKey, ItemError, ItemKeys, MAX_CHUNKS, Manifest, Metadata, Preamble, TAG_LEN,
+    chunk_count, chunk_len, seal_metadata_into_manifest,
 };
 use super::padding::padme;
 use super::{Identity, PublicKeys, RandomSource, SystemRandom};
@@ -106,7 +106,15 @@ pub fn seal_item<R: Read, S: ChunkSink>(
     sink: &mut S,
     parallelism: Parallelism,
 ) -> Result<Sealed, ItemError> {
-    seal_item_with(sender, metadata, content, sink, parallelism, &SystemRandom, None)
+    seal_item_with(
+        sender,
+        metadata,
+        content,
+        sink,
+        parallelism,
+        &SystemRandom,
+        None,
+    )
 }
 
 /// `claimed_size` replaces the true size in the metadata: only the vector generator uses it,
@@ -223,7 +231,11 @@ fn seal_batch(
             .map(work)
             .collect()
     } else {
-        buf.chunks_mut(STRIDE).zip(lens).enumerate().map(work).collect()
+        buf.chunks_mut(STRIDE)
+            .zip(lens)
+            .enumerate()
+            .map(work)
+            .collect()
     }
 }
 
@@ -350,7 +362,10 @@ impl ItemOpener {
                 .collect();
             results.into_iter().collect()
         } else {
-            buf.chunks_mut(STRIDE).zip(lens).enumerate().try_for_each(work)
+            buf.chunks_mut(STRIDE)
+                .zip(lens)
+                .enumerate()
+                .try_for_each(work)
         }
     }
 }

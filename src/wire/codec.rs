@@ -202,7 +202,11 @@ mod tests {
         let mut r = Reader::new(&bytes[23..]);
         assert_eq!(
             r.bytes32("f", 2),
-            Err(DecodeError::TooLong { field: "f", len: 3, max: 2 })
+            Err(DecodeError::TooLong {
+                field: "f",
+                len: 3,
+                max: 2
+            })
         );
     }
 }

@@ -36,7 +36,15 @@ fn open(
     chunks: &[u8],
 ) -> Result<Vec<u8>, ItemError> {
     let mut out = Vec::new();
-    open_item(key, preamble, manifest, sender.public(), chunks, &mut out, Parallelism::All)?;
+    open_item(
+        key,
+        preamble,
+        manifest,
+        sender.public(),
+        chunks,
+        &mut out,
+        Parallelism::All,
+    )?;
     Ok(out)
 }
 
@@ -58,14 +66,26 @@ impl Read for Trickle<'_> {
 #[test]
 fn round_trips_at_chunk_boundaries() {
     let sender = identity(1);
-    for len in [0, 1, 65_535, 65_536, 65_537, 3 * CHUNK_SIZE + 5, 40 * CHUNK_SIZE + 1] {
+    for len in [
+        0,
+        1,
+        65_535,
+        65_536,
+        65_537,
+        3 * CHUNK_SIZE + 5,
+        40 * CHUNK_SIZE + 1,
+    ] {
         let data = content(len, 7);
         let (sealed, chunks) = seal(&sender, &letter(), &data);
         let padded = padme(len as u64);
         let expected_chunks = padded.div_ceil(CHUNK_SIZE as u64).max(1);
         assert_eq!(sealed.true_size, len as u64);
         assert_eq!(sealed.manifest.padded_len(), padded, "len {len}");
-        assert_eq!(u64::from(sealed.manifest.chunk_count()), expected_chunks, "len {len}");
+        assert_eq!(
+            u64::from(sealed.manifest.chunk_count()),
+            expected_chunks,
+            "len {len}"
+        );
         assert_eq!(chunks.chunks.len() as u64, expected_chunks);
         assert_eq!(
             chunks.concatenated().len() as u64,
@@ -81,7 +101,10 @@ fn round_trips_at_chunk_boundaries() {
                 &sealed.preamble,
                 &sealed.manifest,
                 sender.public(),
-                Trickle { data: &chunks.concatenated(), step: 7_919 },
+                Trickle {
+                    data: &chunks.concatenated(),
+                    step: 7_919,
+                },
                 &mut out,
                 parallelism,
             )
@@ -104,7 +127,10 @@ fn one_hundred_mib_round_trip_streams() {
     let sealed = seal_item(
         &sender,
         &Metadata::default(),
-        Trickle { data: &data, step: 1 << 20 },
+        Trickle {
+            data: &data,
+            step: 1 << 20,
+        },
         &mut chunks,
         Parallelism::All,
     )
@@ -227,14 +253,23 @@ fn manifest_error(r: Result<Manifest, ItemError>) -> ItemError {
 #[test]
 fn intact_fixture_opens() {
     let f = Fixture::new();
-    assert_eq!(f.open_chunks(&f.chunks).unwrap(), content(2 * CHUNK_SIZE + 1000, 1));
+    assert_eq!(
+        f.open_chunks(&f.chunks).unwrap(),
+        content(2 * CHUNK_SIZE + 1000, 1)
+    );
 }
 
 #[test]
 fn wrong_content_key_fails_the_commitment_before_any_chunk() {
     let f = Fixture::new();
     let other = ContentKey::generate().unwrap();
-    let r = open(&other, &f.sealed.preamble, &f.sealed.manifest, &f.sender, &[]);
+    let r = open(
+        &other,
+        &f.sealed.preamble,
+        &f.sealed.manifest,
+        &f.sender,
+        &[],
+    );
     assert!(matches!(r, Err(ItemError::KeyCommitment)), "{r:?}");
 }
 
@@ -252,7 +287,9 @@ fn a_flipped_bit_in_any_chunk_is_caught_at_that_chunk() {
             );
             assert_eq!(
                 f.sealed.manifest.check_chunk(index as u32, &chunks[index]),
-                Err(ChunkCheckError::DigestMismatch { index: index as u32 })
+                Err(ChunkCheckError::DigestMismatch {
+                    index: index as u32
+                })
             );
         }
     }
@@ -261,9 +298,16 @@ fn a_flipped_bit_in_any_chunk_is_caught_at_that_chunk() {
 #[test]
 fn reordered_chunks_fail() {
     let f = Fixture::new();
-    let chunks = vec![f.chunks[1].clone(), f.chunks[0].clone(), f.chunks[2].clone()];
+    let chunks = vec![
+        f.chunks[1].clone(),
+        f.chunks[0].clone(),
+        f.chunks[2].clone(),
+    ];
     let r = f.open_chunks(&chunks);
-    assert!(matches!(r, Err(ItemError::ChunkDigest { index: 0 })), "{r:?}");
+    assert!(
+        matches!(r, Err(ItemError::ChunkDigest { index: 0 })),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -318,7 +362,10 @@ fn a_chunk_spliced_from_another_item_fails() {
     let mut chunks = f.chunks.clone();
     chunks[1] = other.chunks[1].clone();
     let r = f.open_chunks(&chunks);
-    assert!(matches!(r, Err(ItemError::ChunkDigest { index: 1 })), "{r:?}");
+    assert!(
+        matches!(r, Err(ItemError::ChunkDigest { index: 1 })),
+        "{r:?}"
+    );
 
     // Even if the sender signs the spliced chunk's digest, AES-GCM refuses it: other keys.
     let mut body = f.manifest_body();
@@ -332,7 +379,10 @@ fn a_chunk_spliced_from_another_item_fails() {
         &f.sender,
         &chunks.concat(),
     );
-    assert!(matches!(r, Err(ItemError::ChunkAuthentication { index: 1 })), "{r:?}");
+    assert!(
+        matches!(r, Err(ItemError::ChunkAuthentication { index: 1 })),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -357,7 +407,10 @@ fn reordering_under_a_re_signed_manifest_fails_authentication() {
         &f.sender,
         &chunks.concat(),
     );
-    assert!(matches!(r, Err(ItemError::ChunkAuthentication { index: 0 })), "{r:?}");
+    assert!(
+        matches!(r, Err(ItemError::ChunkAuthentication { index: 0 })),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -367,8 +420,17 @@ fn broken_commitment_and_tampered_preamble() {
         let mut bytes = *f.sealed.preamble.as_bytes();
         bytes[pos] ^= 1;
         let preamble = Preamble::parse(&bytes).unwrap();
-        let r = open(&f.sealed.content_key, &preamble, &f.sealed.manifest, &f.sender, &[]);
-        assert!(matches!(r, Err(ItemError::KeyCommitment)), "byte {pos}: {r:?}");
+        let r = open(
+            &f.sealed.content_key,
+            &preamble,
+            &f.sealed.manifest,
+            &f.sender,
+            &[],
+        );
+        assert!(
+            matches!(r, Err(ItemError::KeyCommitment)),
+            "byte {pos}: {r:?}"
+        );
     }
     let mut bytes = *f.sealed.preamble.as_bytes();
     bytes[4] = 2;
@@ -384,7 +446,10 @@ fn broken_commitment_and_tampered_preamble() {
     for len in [0, 1, PREAMBLE_LEN - 1, PREAMBLE_LEN + 1] {
         let r = Preamble::parse(&vec![0u8; len]);
         assert!(
-            matches!(r, Err(ItemError::MalformedPreamble("length is not 88 bytes"))),
+            matches!(
+                r,
+                Err(ItemError::MalformedPreamble("length is not 88 bytes"))
+            ),
             "{len}: {r:?}"
         );
     }
@@ -397,10 +462,16 @@ fn a_manifest_signed_by_someone_else() {
     let mut body = f.manifest_body();
     body[56..88].copy_from_slice(&mallory.public().ed25519);
     let forged = Manifest::parse(&danger::sign_manifest_body(&mallory, &body)).unwrap();
-    assert!(matches!(f.open_with_manifest(&forged), Err(ItemError::UnexpectedSigner)));
+    assert!(matches!(
+        f.open_with_manifest(&forged),
+        Err(ItemError::UnexpectedSigner)
+    ));
     // Mallory's signature with the sender's key in the signer field does not verify at all.
     let forged = danger::sign_manifest_body(&mallory, &f.manifest_body());
-    assert!(matches!(Manifest::parse(&forged), Err(ItemError::BadSignature)));
+    assert!(matches!(
+        Manifest::parse(&forged),
+        Err(ItemError::BadSignature)
+    ));
 }
 
 #[test]
@@ -471,18 +542,56 @@ fn truncated_manifests_at_every_length() {
 fn over_long_fields_are_refused_before_reading_content() {
     let sender = identity(1);
     let cases: Vec<(Metadata, &str, usize, usize)> = vec![
-        (Metadata { file_name: "a".repeat(1025), ..Default::default() }, "file name", 1025, 1024),
-        (Metadata { media_type: "a".repeat(256), ..Default::default() }, "media type", 256, 255),
-        (Metadata { subject: "s".repeat(1025), ..Default::default() }, "subject", 1025, 1024),
         (
-            Metadata { body: "b".repeat(512 * 1024 + 1), ..Default::default() },
+            Metadata {
+                file_name: "a".repeat(1025),
+                ..Default::default()
+            },
+            "file name",
+            1025,
+            1024,
+        ),
+        (
+            Metadata {
+                media_type: "a".repeat(256),
+                ..Default::default()
+            },
+            "media type",
+            256,
+            255,
+        ),
+        (
+            Metadata {
+                subject: "s".repeat(1025),
+                ..Default::default()
+            },
+            "subject",
+            1025,
+            1024,
+        ),
+        (
+            Metadata {
+                body: "b".repeat(512 * 1024 + 1),
+                ..Default::default()
+            },
             "body",
             512 * 1024 + 1,
             512 * 1024,
         ),
-        (Metadata { matter: "m".repeat(1025), ..Default::default() }, "matter", 1025, 1024),
         (
-            Metadata { readers: vec![identity(2).fingerprint(); 257], ..Default::default() },
+            Metadata {
+                matter: "m".repeat(1025),
+                ..Default::default()
+            },
+            "matter",
+            1025,
+            1024,
+        ),
+        (
+            Metadata {
+                readers: vec![identity(2).fingerprint(); 257],
+                ..Default::default()
+            },
             "readers",
             257,
             256,
@@ -492,7 +601,11 @@ fn over_long_fields_are_refused_before_reading_content() {
         let mut sink = SealedChunks::default();
         let r = seal_item(&sender, &metadata, &b"x"[..], &mut sink, Parallelism::One);
         match r {
-            Err(ItemError::FieldTooLong { field: f, len: l, max: m }) => {
+            Err(ItemError::FieldTooLong {
+                field: f,
+                len: l,
+                max: m,
+            }) => {
                 assert_eq!((f, l, m), (field, len, max));
             }
             other => panic!("{field}: {other:?}"),
@@ -527,7 +640,10 @@ fn padding_that_disagrees_with_the_metadata() {
             &sender,
             &chunks.concatenated(),
         );
-        assert!(matches!(r, Err(ItemError::Padding)), "claimed {claimed}: {r:?}");
+        assert!(
+            matches!(r, Err(ItemError::Padding)),
+            "claimed {claimed}: {r:?}"
+        );
     }
 }
 
@@ -566,7 +682,10 @@ fn metadata_is_opened_before_any_chunk_is_read() {
     assert_eq!(opener.metadata().true_size, (2 * CHUNK_SIZE + 1000) as u64);
     // Debug never shows privileged text.
     let shown = format!("{:?} {:?}", opener.metadata(), f.sealed.content_key);
-    assert!(!shown.contains("Doe") && !shown.contains("settlement"), "{shown}");
+    assert!(
+        !shown.contains("Doe") && !shown.contains("settlement"),
+        "{shown}"
+    );
 }
 
 #[test]

@@ -1,6 +1,11 @@
 //! The one integration-test binary. Each module covers one capability; shared helpers live in
 //! `support`.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "in tests a panic is a failure that names its line; helpers unwrap like tests do"
+)]
+
 mod agekit;
 mod interop;
 mod items;

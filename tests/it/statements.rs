@@ -30,18 +30,28 @@ fn sign_parse_verify() {
     assert_eq!(s.typed_name, "Jane Q. Client");
     assert_eq!(parsed, signed);
 
-    let declined = SignatureStatement { intent: Intent::Decline, note: "wrong figures".into(), ..statement() }
-        .sign(&signer)
-        .unwrap();
+    let declined = SignatureStatement {
+        intent: Intent::Decline,
+        note: "wrong figures".into(),
+        ..statement()
+    }
+    .sign(&signer)
+    .unwrap();
     let parsed = SignedStatement::parse(&declined.to_bytes()).unwrap();
-    assert_eq!(parsed.verify(signer.public(), &[4; 32]).unwrap().intent, Intent::Decline);
+    assert_eq!(
+        parsed.verify(signer.public(), &[4; 32]).unwrap().intent,
+        Intent::Decline
+    );
 }
 
 #[test]
 fn another_document_or_another_key_is_refused() {
     let signer = identity(20);
     let parsed = SignedStatement::parse(&statement().sign(&signer).unwrap().to_bytes()).unwrap();
-    assert_eq!(parsed.verify(signer.public(), &[5; 32]).unwrap_err(), StatementError::DocumentMismatch);
+    assert_eq!(
+        parsed.verify(signer.public(), &[5; 32]).unwrap_err(),
+        StatementError::DocumentMismatch
+    );
     assert_eq!(
         parsed.verify(identity(21).public(), &[4; 32]).unwrap_err(),
         StatementError::UnexpectedSigner
@@ -56,7 +66,10 @@ fn every_altered_byte_is_refused() {
         t[pos] ^= 0x01;
         let e = SignedStatement::parse(&t).unwrap_err();
         assert!(
-            matches!(e, StatementError::BadSignature | StatementError::Malformed(_)),
+            matches!(
+                e,
+                StatementError::BadSignature | StatementError::Malformed(_)
+            ),
             "byte {pos}: {e:?}"
         );
     }
@@ -74,7 +87,10 @@ fn truncated_at_every_length() {
     let bytes = statement().sign(&identity(20)).unwrap().to_bytes();
     for len in 0..bytes.len() {
         let e = SignedStatement::parse(&bytes[..len]).unwrap_err();
-        assert!(matches!(e, StatementError::Malformed(DecodeError::Truncated(_))), "{len}: {e:?}");
+        assert!(
+            matches!(e, StatementError::Malformed(DecodeError::Truncated(_))),
+            "{len}: {e:?}"
+        );
     }
 }
 
@@ -82,11 +98,38 @@ fn truncated_at_every_length() {
 fn over_long_fields() {
     let signer = identity(20);
     let cases = [
-        (SignatureStatement { signer_email: "e".repeat(321), ..statement() }, "signer email", 321, 320),
-        (SignatureStatement { typed_name: "n".repeat(257), ..statement() }, "typed name", 257, 256),
-        (SignatureStatement { note: "x".repeat(4097), ..statement() }, "note", 4097, 4096),
+        (
+            SignatureStatement {
+                signer_email: "e".repeat(321),
+                ..statement()
+            },
+            "signer email",
+            321,
+            320,
+        ),
+        (
+            SignatureStatement {
+                typed_name: "n".repeat(257),
+                ..statement()
+            },
+            "typed name",
+            257,
+            256,
+        ),
+        (
+            SignatureStatement {
+                note: "x".repeat(4097),
+                ..statement()
+            },
+            "note",
+            4097,
+            4096,
+        ),
     ];
     for (s, field, len, max) in cases {
-        assert_eq!(s.sign(&signer).unwrap_err(), StatementError::FieldTooLong { field, len, max });
+        assert_eq!(
+            s.sign(&signer).unwrap_err(),
+            StatementError::FieldTooLong { field, len, max }
+        );
     }
 }

@@ -37,9 +37,14 @@ pub(crate) fn content(len: usize, seed: u8) -> Vec<u8> {
 }
 
 /// Seals `content` in memory as `sender` with `metadata`.
-pub(crate) fn seal(sender: &Identity, metadata: &Metadata, content: &[u8]) -> (Sealed, SealedChunks) {
+pub(crate) fn seal(
+    sender: &Identity,
+    metadata: &Metadata,
+    content: &[u8],
+) -> (Sealed, SealedChunks) {
     let mut chunks = SealedChunks::default();
-    let sealed = attache::crypto::seal_item(sender, metadata, content, &mut chunks, Parallelism::All)
-        .expect("sealing in memory succeeds");
+    let sealed =
+        attache::crypto::seal_item(sender, metadata, content, &mut chunks, Parallelism::All)
+            .expect("sealing in memory succeeds");
     (sealed, chunks)
 }

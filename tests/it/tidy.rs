@@ -1,1 +1,142 @@
-//! (filled in below)
+//! Rule checks over the source tree, run as ordinary tests: the architecture invariants of
+//! `src/lib.rs` and the hygiene rules that a compiler lint cannot express.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::repo_root;
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Source text without `//` comments and without the `#[cfg(test)]` module at the end.
+fn code_of(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let text = match text.find("#[cfg(test)]\nmod tests") {
+        Some(i) => &text[..i],
+        None => &text[..],
+    };
+    text.lines()
+        .map(|l| match l.find("//") {
+            Some(i) => &l[..i],
+            None => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn violations(dir: &str, forbidden: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for path in rust_files(&repo_root().join(dir)) {
+        let code = code_of(&path);
+        for pattern in forbidden {
+            if code.contains(pattern) {
+                found.push(format!("{} uses `{pattern}`", path.display()));
+            }
+        }
+    }
+    found
+}
+
+/// What a pure module may not touch: files, sockets, processes, environment, clock, async.
+const IMPURE: &[&str] = &[
+    "std::fs",
+    "std::net",
+    "std::process",
+    "std::env",
+    "SystemTime",
+    "Instant",
+    "tokio",
+    "async ",
+    ".await",
+    "println!",
+    "eprintln!",
+];
+
+#[test]
+fn wire_is_pure_and_imports_nothing_of_the_crate() {
+    let mut found = violations("src/wire", IMPURE);
+    found.extend(violations("src/wire", &["crate::"]));
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+#[test]
+fn crypto_is_pure_and_imports_only_wire() {
+    let mut found = violations("src/crypto", IMPURE);
+    for path in rust_files(&repo_root().join("src/crypto")) {
+        let code = code_of(&path);
+        for (i, _) in code.match_indices("crate::") {
+            if !code[i..].starts_with("crate::wire") {
+                found.push(format!(
+                    "{} imports {}",
+                    path.display(),
+                    &code[i..(i + 30).min(code.len())]
+                ));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+#[test]
+fn every_module_says_what_it_owns() {
+    let mut missing = Vec::new();
+    for path in rust_files(&repo_root().join("src")) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        if !text.starts_with("//!") {
+            missing.push(path.display().to_string());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "modules without a `//!` header: {missing:#?}"
+    );
+}
+
+#[test]
+fn the_seeded_generator_is_never_a_default() {
+    let manifest = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
+    let default = manifest
+        .lines()
+        .find(|l| l.starts_with("default = "))
+        .expect("a default feature list");
+    assert!(!default.contains("danger"), "{default}");
+    let crypto = std::fs::read_to_string(repo_root().join("src/crypto/mod.rs")).unwrap();
+    assert!(crypto.contains("#[cfg(feature = \"danger-test-vectors\")]\npub mod danger;"));
+}
+
+#[test]
+fn no_unsafe_and_no_secret_formatting_in_the_library() {
+    let lib = std::fs::read_to_string(repo_root().join("src/lib.rs")).unwrap();
+    assert!(lib.contains("#![forbid(unsafe_code)]"));
+    // Secret-holding types implement Debug by hand and never Display.
+    let mut found = violations(
+        "src",
+        &[
+            "impl fmt::Display for Identity",
+            "impl fmt::Display for ContentKey",
+        ],
+    );
+    for path in rust_files(&repo_root().join("src/crypto")) {
+        let code = code_of(&path);
+        for ty in ["pub struct Identity", "pub struct ContentKey"] {
+            if let Some(i) = code.find(ty) {
+                let before = &code[i.saturating_sub(200)..i];
+                if before.contains("derive(") && before.rfind("derive(") > before.rfind("///") {
+                    found.push(format!("{} derives traits on {ty}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "{found:#?}");
+}

@@ -30,7 +30,11 @@ fn keys(label: u8) -> Keys {
     let x25519 = rng.array();
     let ed25519 = rng.array();
     let identity = Identity::from_secret_keys(&x25519, &ed25519).unwrap();
-    Keys { x25519, ed25519, identity }
+    Keys {
+        x25519,
+        ed25519,
+        identity,
+    }
 }
 
 fn keys_json(k: &Keys) -> Value {
@@ -75,7 +79,8 @@ struct Item {
 fn seal_seeded(seed: [u8; 32], sender: &Identity, metadata: Metadata, content: Vec<u8>) -> Item {
     let rng = danger::SeededRandom::new(seed);
     let mut sink = SealedChunks::default();
-    let sealed = danger::seal_item_seeded(&rng, sender, &metadata, &content[..], &mut sink).unwrap();
+    let sealed =
+        danger::seal_item_seeded(&rng, sender, &metadata, &content[..], &mut sink).unwrap();
     Item {
         seed,
         metadata,
@@ -118,7 +123,11 @@ fn pattern(len: usize) -> Vec<u8> {
 /// Short content as hex; long content as the pattern rule, to keep the files small.
 fn content_json(content: &[u8]) -> Value {
     if content.len() > 1024 {
-        assert_eq!(content, pattern(content.len()), "long vector content follows the pattern");
+        assert_eq!(
+            content,
+            pattern(content.len()),
+            "long vector content follows the pattern"
+        );
         json!({ "pattern": "byte i is i mod 251", "len": content.len() })
     } else {
         json!(to_hex(content))
@@ -156,7 +165,19 @@ fn generate(existing: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {
         "safety_number": sender.identity.fingerprint().to_string(),
         "expected": "ok",
     }));
-    let lens = [0u64, 1, 2, 3, 9, 1000, 65_536, 65_537, 1_000_000, 1 << 30, 17_179_869_184];
+    let lens = [
+        0u64,
+        1,
+        2,
+        3,
+        9,
+        1000,
+        65_536,
+        65_537,
+        1_000_000,
+        1 << 30,
+        17_179_869_184,
+    ];
     put(json!({
         "name": "padme-lengths",
         "description": "PADMÉ padded lengths",
@@ -181,38 +202,101 @@ fn generate(existing: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {
         ..Metadata::default()
     };
     let empty = seal_seeded([10; 32], &sender.identity, message.clone(), Vec::new());
-    put(item_json("item-empty", "a message with no content: one empty last chunk", &sender, &empty, "ok"));
-    let small = seal_seeded([11; 32], &sender.identity, message, b"Privileged and confidential.".to_vec());
-    put(item_json("item-small", "a short message, one chunk", &sender, &small, "ok"));
+    put(item_json(
+        "item-empty",
+        "a message with no content: one empty last chunk",
+        &sender,
+        &empty,
+        "ok",
+    ));
+    let small = seal_seeded(
+        [11; 32],
+        &sender.identity,
+        message,
+        b"Privileged and confidential.".to_vec(),
+    );
+    put(item_json(
+        "item-small",
+        "a short message, one chunk",
+        &sender,
+        &small,
+        "ok",
+    ));
     let doc_content = pattern(65_536 + 1000);
-    let doc = seal_seeded([12; 32], &sender.identity, letter.clone(), doc_content.clone());
-    put(item_json("item-two-chunks", "a document of 65536 + 1000 bytes: two chunks", &sender, &doc, "ok"));
+    let doc = seal_seeded(
+        [12; 32],
+        &sender.identity,
+        letter.clone(),
+        doc_content.clone(),
+    );
+    put(item_json(
+        "item-two-chunks",
+        "a document of 65536 + 1000 bytes: two chunks",
+        &sender,
+        &doc,
+        "ok",
+    ));
 
     let mut negative = |name: &str, description: &str, item: Item, expected: &str| {
         put(item_json(name, description, &sender, &item, expected));
     };
     let mut t = doc.clone();
     t.chunks[1][10] ^= 1;
-    negative("item-flipped-bit", "one bit of chunk 1 flipped", t, "ChunkDigest { index: 1 }");
+    negative(
+        "item-flipped-bit",
+        "one bit of chunk 1 flipped",
+        t,
+        "ChunkDigest { index: 1 }",
+    );
     let mut t = doc.clone();
     t.chunks.swap(0, 1);
-    negative("item-reordered", "chunks 0 and 1 swapped", t, "ChunkDigest { index: 0 }");
+    negative(
+        "item-reordered",
+        "chunks 0 and 1 swapped",
+        t,
+        "ChunkDigest { index: 0 }",
+    );
     let mut t = doc.clone();
     t.chunks.pop();
-    negative("item-truncated", "the last chunk dropped", t, "Truncated { index: 1 }");
+    negative(
+        "item-truncated",
+        "the last chunk dropped",
+        t,
+        "Truncated { index: 1 }",
+    );
     let mut t = doc.clone();
     t.chunks.push(doc.chunks[0].clone());
-    negative("item-extended", "a chunk appended after the last", t, "ExtraData");
+    negative(
+        "item-extended",
+        "a chunk appended after the last",
+        t,
+        "ExtraData",
+    );
     // Negatives about the preamble, key and manifest use the one-chunk item: smaller files.
     let mut t = small.clone();
     t.preamble[87] ^= 1;
-    negative("item-broken-commitment", "the key commitment altered", t, "KeyCommitment");
+    negative(
+        "item-broken-commitment",
+        "the key commitment altered",
+        t,
+        "KeyCommitment",
+    );
     let mut t = small.clone();
     t.key[0] ^= 1;
-    negative("item-wrong-key", "the wrong content key", t, "KeyCommitment");
+    negative(
+        "item-wrong-key",
+        "the wrong content key",
+        t,
+        "KeyCommitment",
+    );
     let mut t = small.clone();
     t.preamble[10] ^= 1;
-    negative("item-tampered-preamble", "the item id in the preamble altered", t, "KeyCommitment");
+    negative(
+        "item-tampered-preamble",
+        "the item id in the preamble altered",
+        t,
+        "KeyCommitment",
+    );
     let other = seal_seeded([13; 32], &sender.identity, letter.clone(), doc_content);
     let mut t = doc.clone();
     t.chunks[0] = other.chunks[0].clone();
@@ -230,10 +314,20 @@ fn generate(existing: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {
     t.manifest = resign(&mallory.identity, &small.manifest, |b| {
         b[56..88].copy_from_slice(&mallory.identity.public().ed25519);
     });
-    negative("item-other-signer", "the manifest re-signed by another key", t, "UnexpectedSigner");
+    negative(
+        "item-other-signer",
+        "the manifest re-signed by another key",
+        t,
+        "UnexpectedSigner",
+    );
     let mut t = small.clone();
     t.manifest[120] ^= 1;
-    negative("item-tampered-manifest", "a metadata byte altered, not re-signed", t, "BadSignature");
+    negative(
+        "item-tampered-manifest",
+        "a metadata byte altered, not re-signed",
+        t,
+        "BadSignature",
+    );
     let mut t = small.clone();
     t.manifest = resign(&sender.identity, &small.manifest, |b| b[120] ^= 1);
     negative(
@@ -261,11 +355,31 @@ fn generate(existing: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {
             .unwrap_or_else(|| to_hex(&make()))
     };
     let key = danger::content_key_from_bytes(doc.key);
-    let package = age_file("key-package", &|| seal_key_package(&key, &item_id, reader.identity.public()).unwrap());
+    let package = age_file("key-package", &|| {
+        seal_key_package(&key, &item_id, reader.identity.public()).unwrap()
+    });
     for (name, description, opener, id, expected) in [
-        ("key-package", "the content key of item-two-chunks for the reader", &reader, item_id, "ok"),
-        ("key-package-wrong-identity", "opened by someone it was not sealed to", &mallory, item_id, "NotForThisIdentity"),
-        ("key-package-wrong-item", "presented for another item", &reader, [0u8; 16], "WrongItem"),
+        (
+            "key-package",
+            "the content key of item-two-chunks for the reader",
+            &reader,
+            item_id,
+            "ok",
+        ),
+        (
+            "key-package-wrong-identity",
+            "opened by someone it was not sealed to",
+            &mallory,
+            item_id,
+            "NotForThisIdentity",
+        ),
+        (
+            "key-package-wrong-item",
+            "presented for another item",
+            &reader,
+            [0u8; 16],
+            "WrongItem",
+        ),
     ] {
         put(json!({
             "name": name, "description": description, "kind": "key_package",
@@ -274,10 +388,22 @@ fn generate(existing: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {
             "content_key": to_hex(&doc.key), "expected": expected,
         }));
     }
-    let key_file = age_file("key-file", &|| seal_key_file(&reader.identity, "correct horse battery staple", 10).unwrap());
+    let key_file = age_file("key-file", &|| {
+        seal_key_file(&reader.identity, "correct horse battery staple", 10).unwrap()
+    });
     for (name, description, passphrase, expected) in [
-        ("key-file", "the reader's key file, scrypt work factor 10", "correct horse battery staple", "ok"),
-        ("key-file-wrong-passphrase", "the same file with the wrong passphrase", "Correct horse battery staple", "WrongPassphrase"),
+        (
+            "key-file",
+            "the reader's key file, scrypt work factor 10",
+            "correct horse battery staple",
+            "ok",
+        ),
+        (
+            "key-file-wrong-passphrase",
+            "the same file with the wrong passphrase",
+            "Correct horse battery staple",
+            "WrongPassphrase",
+        ),
     ] {
         put(json!({
             "name": name, "description": description, "kind": "key_file",
@@ -303,10 +429,38 @@ fn generate(existing: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {
     let mut tampered = signed.clone();
     tampered[30] ^= 1;
     for (name, description, bytes, signer, document, expected) in [
-        ("statement-sign", "the reader signs item-two-chunks", &signed, &reader, &doc.content, "ok"),
-        ("statement-other-document", "checked against another document", &signed, &reader, &b"other".to_vec(), "DocumentMismatch"),
-        ("statement-other-signer", "checked against another signer", &signed, &mallory, &doc.content, "UnexpectedSigner"),
-        ("statement-tampered", "one byte of the document digest altered", &tampered, &reader, &doc.content, "BadSignature"),
+        (
+            "statement-sign",
+            "the reader signs item-two-chunks",
+            &signed,
+            &reader,
+            &doc.content,
+            "ok",
+        ),
+        (
+            "statement-other-document",
+            "checked against another document",
+            &signed,
+            &reader,
+            &b"other".to_vec(),
+            "DocumentMismatch",
+        ),
+        (
+            "statement-other-signer",
+            "checked against another signer",
+            &signed,
+            &mallory,
+            &doc.content,
+            "UnexpectedSigner",
+        ),
+        (
+            "statement-tampered",
+            "one byte of the document digest altered",
+            &tampered,
+            &reader,
+            &doc.content,
+            "BadSignature",
+        ),
     ] {
         put(json!({
             "name": name, "description": description, "kind": "statement",
@@ -330,8 +484,13 @@ fn check(v: &Value) -> String {
     match v["kind"].as_str().unwrap() {
         "fingerprint" => {
             let id = identity_from(&v["identity"]);
-            assert_eq!(to_hex(&id.public().to_bytes()), v["identity"]["public_keys"].as_str().unwrap());
-            let fp = PublicKeys::from_bytes(&hex(&v["identity"]["public_keys"])).unwrap().fingerprint();
+            assert_eq!(
+                to_hex(&id.public().to_bytes()),
+                v["identity"]["public_keys"].as_str().unwrap()
+            );
+            let fp = PublicKeys::from_bytes(&hex(&v["identity"]["public_keys"]))
+                .unwrap()
+                .fingerprint();
             assert_eq!(to_hex(&fp.0), v["fingerprint"].as_str().unwrap());
             assert_eq!(fp.to_string(), v["safety_number"].as_str().unwrap());
             "ok".into()
@@ -345,9 +504,19 @@ fn check(v: &Value) -> String {
         "item" => {
             let sender = identity_from(&v["sender"]);
             let key = danger::content_key_from_bytes(hex(&v["content_key"]).try_into().unwrap());
-            let chunks: Vec<u8> =
-                v["chunks"].as_array().unwrap().iter().flat_map(hex).collect();
-            let r = open_vector_item(&key, &hex(&v["preamble"]), &hex(&v["manifest"]), &sender, &chunks);
+            let chunks: Vec<u8> = v["chunks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(hex)
+                .collect();
+            let r = open_vector_item(
+                &key,
+                &hex(&v["preamble"]),
+                &hex(&v["manifest"]),
+                &sender,
+                &chunks,
+            );
             if let Ok((plain, metadata)) = &r {
                 match &v["content"] {
                     Value::String(h) => assert_eq!(plain, &from_hex(h).unwrap()),
@@ -355,7 +524,11 @@ fn check(v: &Value) -> String {
                 }
                 assert_eq!(sha256_hex(plain), v["content_sha256"].as_str().unwrap());
                 assert_eq!(metadata.subject, v["metadata"]["subject"].as_str().unwrap());
-                let readers: Vec<String> = metadata.readers.iter().map(|f: &Fingerprint| to_hex(&f.0)).collect();
+                let readers: Vec<String> = metadata
+                    .readers
+                    .iter()
+                    .map(|f: &Fingerprint| to_hex(&f.0))
+                    .collect();
                 assert_eq!(json!(readers), v["metadata"]["readers"]);
             }
             outcome(r)
@@ -365,14 +538,20 @@ fn check(v: &Value) -> String {
             let item: [u8; 16] = hex(&v["item_id"]).try_into().unwrap();
             let r = open_key_package(&hex(&v["age_file"]), &id, &item);
             if let Ok(key) = &r {
-                assert_eq!(to_hex(&danger::content_key_bytes(key)), v["content_key"].as_str().unwrap());
+                assert_eq!(
+                    to_hex(&danger::content_key_bytes(key)),
+                    v["content_key"].as_str().unwrap()
+                );
             }
             outcome(r)
         }
         "key_file" => {
             let r = open_key_file(&hex(&v["age_file"]), v["passphrase"].as_str().unwrap());
             if let Ok(id) = &r {
-                assert_eq!(to_hex(&id.public().to_bytes()), v["public_keys"].as_str().unwrap());
+                assert_eq!(
+                    to_hex(&id.public().to_bytes()),
+                    v["public_keys"].as_str().unwrap()
+                );
             }
             outcome(r)
         }
@@ -398,7 +577,15 @@ fn open_vector_item(
     let preamble = Preamble::parse(preamble)?;
     let manifest = Manifest::parse(manifest)?;
     let mut out = Vec::new();
-    let opened = open_item(key, &preamble, &manifest, sender.public(), chunks, &mut out, Parallelism::One)?;
+    let opened = open_item(
+        key,
+        &preamble,
+        &manifest,
+        sender.public(),
+        chunks,
+        &mut out,
+        Parallelism::One,
+    )?;
     Ok((out, opened.metadata))
 }
 
@@ -437,7 +624,10 @@ fn vectors_regenerate_identically_and_give_their_outcomes() {
     assert!(on_disk.len() >= 12, "{} vectors", on_disk.len());
     let (mut positive, mut negative) = (0, 0);
     for (name, v) in &on_disk {
-        assert_eq!(v, &generated[name], "{name}: differs from what the generator makes");
+        assert_eq!(
+            v, &generated[name],
+            "{name}: differs from what the generator makes"
+        );
         let expected = v["expected"].as_str().unwrap();
         assert_eq!(check(v), expected, "{name}");
         if expected == "ok" {
@@ -446,5 +636,8 @@ fn vectors_regenerate_identically_and_give_their_outcomes() {
             negative += 1;
         }
     }
-    println!("vectors: {} checked ({positive} positive, {negative} negative)", on_disk.len());
+    println!(
+        "vectors: {} checked ({positive} positive, {negative} negative)",
+        on_disk.len()
+    );
 }
