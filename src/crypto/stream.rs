@@ -138,7 +138,8 @@ pub(crate) fn seal_item_with<R: Read, S: ChunkSink>(
     sink.preamble(&preamble)?;
 
     let mut source = PaddedReader::new(content);
-    let mut buf = vec![0u8; BATCH_CHUNKS * STRIDE];
+    // Grown one slot at a time up to a full batch, so a short message costs one slot.
+    let mut buf = Vec::new();
     let mut lens = Vec::with_capacity(BATCH_CHUNKS);
     let mut digests: Vec<[u8; 32]> = Vec::new();
     let mut carry: Option<u8> = None;
@@ -147,8 +148,11 @@ pub(crate) fn seal_item_with<R: Read, S: ChunkSink>(
         // Fill up to BATCH_CHUNKS slots, each with up to CHUNK_SIZE bytes of padded content.
         lens.clear();
         let mut more = true;
-        for slot in buf.chunks_mut(STRIDE) {
-            let plain = &mut slot[..CHUNK_SIZE];
+        for i in 0..BATCH_CHUNKS {
+            if buf.len() < (i + 1) * STRIDE {
+                buf.resize((i + 1) * STRIDE, 0);
+            }
+            let plain = &mut buf[i * STRIDE..i * STRIDE + CHUNK_SIZE];
             let mut filled = 0;
             if let Some(b) = carry.take() {
                 plain[0] = b;
@@ -302,7 +306,7 @@ impl ItemOpener {
         let count = self.manifest.chunk_count();
         let padded_len = self.manifest.padded_len();
         let true_size = self.metadata.true_size;
-        let mut buf = vec![0u8; BATCH_CHUNKS * STRIDE];
+        let mut buf = vec![0u8; (count as usize).min(BATCH_CHUNKS) * STRIDE];
         let mut written: u64 = 0;
         let mut first: u32 = 0;
         while first < count {
