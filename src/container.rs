@@ -152,31 +152,33 @@ pub fn open_file<R: Read + Seek, W: Write>(
     let mut packages = vec![0u8; packages_len];
     input.read_exact(&mut packages)?;
 
-    if chunks_len < manifest.ciphertext_len() {
-        return Err(ItemError::Truncated {
-            index: manifest.chunk_count() - 1,
-        }
-        .into());
-    }
-    if chunks_len > manifest.ciphertext_len() {
-        return Err(ItemError::ExtraData.into());
-    }
-
-    let item_id = preamble.item_id();
+    // The framing of every package is checked before any is tried.
     let mut r = Reader::new(&packages);
-    let mut key = None;
+    let mut framed = Vec::with_capacity(package_count);
     for _ in 0..package_count {
-        let package = r.bytes32("key package", MAX_KEY_PACKAGE_LEN).map_err(m)?;
+        framed.push(r.bytes32("key package", MAX_KEY_PACKAGE_LEN).map_err(m)?);
+    }
+    r.finish().map_err(m)?;
+    // Packages for other readers are skipped, even damaged ones: only if none opens is a damaged
+    // package reported, since it may have been ours.
+    let item_id = preamble.item_id();
+    let mut damaged = None;
+    let mut key = None;
+    for package in framed {
         match open_key_package(package, identity, &item_id) {
             Ok(k) => {
                 key = Some(k);
                 break;
             }
-            Err(KeyPackageError::NotForThisIdentity) => continue,
-            Err(e) => return Err(e.into()),
+            Err(KeyPackageError::NotForThisIdentity) => {}
+            Err(e) => damaged = damaged.or(Some(e)),
         }
     }
-    let key = key.ok_or(ContainerError::NotForThisIdentity)?;
+    let key = match (key, damaged) {
+        (Some(key), _) => key,
+        (None, Some(e)) => return Err(e.into()),
+        (None, None) => return Err(ContainerError::NotForThisIdentity),
+    };
     let signer = manifest.signer();
     let opener = ItemOpener::with_signer_key(&key, &preamble, &manifest, &signer)?;
     input.seek(SeekFrom::Start((HEADER.len() + PREAMBLE_LEN) as u64))?;

@@ -29,7 +29,7 @@ pub enum AgeFileError {
     /// The payload is truncated or fails authentication.
     #[error("age payload is truncated or fails authentication")]
     Payload,
-    /// The file or its payload is larger than this kind of file may be.
+    /// The payload is larger than this kind of file may hold.
     #[error("age file is larger than {0} bytes")]
     TooLarge(usize),
 }

@@ -7,7 +7,7 @@
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::item::{ItemError, Metadata};
+use super::item::{ItemError, MANIFEST_DOMAIN, Metadata};
 use super::stream::{ChunkSink, Parallelism, Sealed, seal_item_with};
 use super::{CryptoError, Identity, RandomSource, sha256};
 
@@ -85,7 +85,7 @@ pub fn seal_item_claiming_size<R: Read, S: ChunkSink>(
 /// Signs an altered manifest body (everything but the final 64-byte signature) as `sender`
 /// and returns the whole manifest: how a test builds a validly signed manifest over bad chunks.
 pub fn sign_manifest_body(sender: &Identity, body: &[u8]) -> Vec<u8> {
-    let signature = sender.sign(&[b"attache/v1 manifest\0".as_slice(), body].concat());
+    let signature = sender.sign(&[MANIFEST_DOMAIN, body].concat());
     [body, &signature].concat()
 }
 

@@ -139,8 +139,9 @@ impl PublicKeys {
         out
     }
 
-    /// Parses [`PublicKeys::to_bytes`]. Both keys are checked: the X25519 key by age, the
-    /// Ed25519 key by being a valid point is left to verification time (ring checks it there).
+    /// Parses [`PublicKeys::to_bytes`]. Only the length is checked here: an unusable X25519 key
+    /// is refused when a key package is sealed to it, an invalid Ed25519 point when a signature
+    /// is verified with it.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
         let bytes: &[u8; Self::LEN] = bytes
             .try_into()
@@ -181,13 +182,15 @@ impl PublicKeys {
 
     /// Parses an `age1…` recipient string into its raw X25519 key.
     pub fn parse_age_recipient(s: &str) -> Result<[u8; 32], CryptoError> {
-        let (hrp, data) =
-            bech32::decode(s).map_err(|_| CryptoError::InvalidKey("age recipient"))?;
-        if hrp != AGE_RECIPIENT_HRP || s.chars().any(|c| c.is_ascii_uppercase()) {
-            return Err(CryptoError::InvalidKey("age recipient"));
+        use bech32::primitives::decode::CheckedHrpstring;
+        let bad = CryptoError::InvalidKey("age recipient");
+        // age uses the original Bech32 checksum only (not Bech32m) and lower case only.
+        let parsed = CheckedHrpstring::new::<bech32::Bech32>(s).map_err(|_| bad)?;
+        if parsed.hrp() != AGE_RECIPIENT_HRP || s.chars().any(|c| c.is_ascii_uppercase()) {
+            return Err(bad);
         }
-        data.try_into()
-            .map_err(|_| CryptoError::InvalidKey("age recipient"))
+        let data: Vec<u8> = parsed.byte_iter().collect();
+        data.try_into().map_err(|_| bad)
     }
 
     /// The fingerprint (safety number) of both keys.

@@ -34,7 +34,7 @@ const MANIFEST_HEADER: [u8; 8] = *b"ATCM\x01\x01\x00\x00";
 const LABEL_PAYLOAD: &[u8] = b"attache/v1 payload";
 const LABEL_METADATA: &[u8] = b"attache/v1 metadata";
 const LABEL_COMMIT: &[u8] = b"attache/v1 commit";
-const MANIFEST_DOMAIN: &[u8] = b"attache/v1 manifest\0";
+pub(crate) const MANIFEST_DOMAIN: &[u8] = b"attache/v1 manifest\0";
 /// Version byte at the start of an encoded metadata block.
 const METADATA_VERSION: u8 = 1;
 

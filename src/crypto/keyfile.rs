@@ -124,6 +124,12 @@ fn parse_content(plain: &[u8]) -> Result<Identity, KeyFileError> {
             "second line is not the ed25519 seed",
         ))?;
     let bad_seed = KeyFileError::Malformed("ed25519 seed is not 64 hex digits");
+    if !seed_hex
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(bad_seed);
+    }
     let seed_bytes = Zeroizing::new(from_hex(seed_hex).ok_or(bad_seed)?);
     let seed = Zeroizing::new(<[u8; 32]>::try_from(seed_bytes.as_slice()).map_err(|_| bad_seed)?);
     let age_line = lines.next().ok_or(KeyFileError::Malformed(

@@ -7,8 +7,8 @@ use super::agefile::{AgeFileError, open_age_file, seal_age_file};
 use super::item::ContentKey;
 use super::{Identity, PublicKeys};
 
-/// The largest key package accepted. A package is about 200 bytes; age's grease stanzas and
-/// armor can make it larger, never by kilobytes.
+/// The largest key package accepted. A package is 256 bytes plus age's random "grease"
+/// stanza (330-390 bytes in practice); armor would add a third, never kilobytes.
 pub const MAX_KEY_PACKAGE_LEN: usize = 4096;
 /// "ATCHKEY" and format version 1: the first 8 of the 56 payload bytes.
 const KEY_PACKAGE_MAGIC: [u8; 8] = *b"ATCHKEY\x01";

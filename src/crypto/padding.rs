@@ -15,8 +15,8 @@ const METADATA_BUCKETS: [usize; 7] = [
     1 << 20,
 ];
 
-/// The PADMÉ length of `len`: `len` rounded up so that only the top `floor(log2(E)) + 1` bits of
-/// its `E = floor(log2(len))` significant bits may be set.
+/// The PADMÉ length of `len`: with `E = floor(log2(len))` and `S = floor(log2(E)) + 1`, `len`
+/// rounded up to a multiple of `2^(E - S)`, so that only its top `S + 1` bits may be set.
 ///
 /// ```
 /// assert_eq!(attache::crypto::padme(0), 0);

@@ -7,6 +7,7 @@
 )]
 
 mod agekit;
+mod container;
 mod interop;
 mod items;
 mod keys;
