@@ -4,11 +4,14 @@
 //! Input is bounded by the caller; armor (PEM-like ASCII) is removed first so that an armor
 //! fault is reported as such, then the header is checked and the payload read up to a bound.
 
+use std::borrow::Cow;
 use std::io::{Read, Write};
 
 use zeroize::Zeroizing;
 
 const ARMOR_BEGIN: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
+/// Every binary age file starts with its version line.
+const BINARY_INTRO: &[u8] = b"age-encryption.org/";
 
 /// Why an age file could not be opened. The variants follow the failure classes of the
 /// community age test vectors.
@@ -41,20 +44,7 @@ pub fn open_age_file(
     identity: &dyn age::Identity,
     max_payload: usize,
 ) -> Result<Zeroizing<Vec<u8>>, AgeFileError> {
-    // Armor can only make a file longer, so the de-armored bytes are bounded by the input.
-    let mut binary = Vec::with_capacity(input.len().min(1 << 16));
-    age::armor::ArmoredReader::new(input)
-        .read_to_end(&mut binary)
-        .map_err(|_| {
-            // Bytes that are neither binary age nor anything like armor are "not an age
-            // file" (a header fault), not an armor fault.
-            let head = &input[..input.len().min(1024)];
-            if head.windows(ARMOR_BEGIN.len()).any(|w| w == ARMOR_BEGIN) {
-                AgeFileError::Armor
-            } else {
-                AgeFileError::Header
-            }
-        })?;
+    let binary = dearmor(input)?;
     let decryptor = age::Decryptor::new(&binary[..]).map_err(classify)?;
     let reader = decryptor
         .decrypt(std::iter::once(identity))
@@ -73,12 +63,32 @@ pub fn open_age_file(
     Ok(out)
 }
 
+/// The binary age file in `input`: armor, which may be surrounded by whitespace, is removed;
+/// anything else is passed on as binary unless it looks like damaged armor.
+fn dearmor(input: &[u8]) -> Result<Cow<'_, [u8]>, AgeFileError> {
+    let trimmed = input.trim_ascii_start();
+    if trimmed.starts_with(ARMOR_BEGIN) {
+        // Armor can only make a file longer, so the de-armored bytes are bounded by the input.
+        let mut binary = Vec::with_capacity(trimmed.len().min(1 << 16));
+        age::armor::ArmoredReader::new(trimmed)
+            .read_to_end(&mut binary)
+            .map_err(|_| AgeFileError::Armor)?;
+        return Ok(Cow::Owned(binary));
+    }
+    // age's ArmoredReader passes input whose first line is not exactly the BEGIN marker through
+    // as binary, so damaged armor (a lower-case, spaced or wrong marker, text before it) would
+    // surface as a header fault. PEM dashes near the start of a file that is not binary age
+    // mean armor; bytes like neither are "not an age file", a header fault.
+    let head = &input[..input.len().min(1024)];
+    if !input.starts_with(BINARY_INTRO) && head.windows(5).any(|w| w == b"-----") {
+        return Err(AgeFileError::Armor);
+    }
+    Ok(Cow::Borrowed(input))
+}
+
 /// Whether `input` is an age file encrypted to a passphrase; `None` if it is not an age file.
 pub(crate) fn is_passphrase_file(input: &[u8]) -> Option<bool> {
-    let mut binary = Vec::new();
-    age::armor::ArmoredReader::new(input)
-        .read_to_end(&mut binary)
-        .ok()?;
+    let binary = dearmor(input).ok()?;
     Some(age::Decryptor::new(&binary[..]).ok()?.is_scrypt())
 }
 
