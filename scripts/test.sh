@@ -15,4 +15,5 @@ if ((${#need_apt[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
-cargo test --locked "$@"
+# --show-output prints what tests report (the age testkit tally, the vector count).
+cargo test --locked "$@" -- --show-output

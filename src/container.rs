@@ -94,11 +94,13 @@ pub fn seal_file<R: Read, W: Write>(
 }
 
 /// Opens a container with `identity`, checks every chunk and the sender's signature, and
-/// writes the content to `out`. The caller shows `signer_ed25519` (or its owner's fingerprint)
-/// to the user.
+/// writes the content to `out`. With `expected_sender`, a file sealed by anyone else is refused
+/// before any content is written; without, the caller shows `signer_ed25519` (or its owner's
+/// fingerprint) to the user.
 pub fn open_file<R: Read + Seek, W: Write>(
     mut input: R,
     identity: &Identity,
+    expected_sender: Option<&PublicKeys>,
     out: W,
     parallelism: Parallelism,
 ) -> Result<OpenedFile, ContainerError> {
@@ -180,7 +182,8 @@ pub fn open_file<R: Read + Seek, W: Write>(
         (None, None) => return Err(ContainerError::NotForThisIdentity),
     };
     let signer = manifest.signer();
-    let opener = ItemOpener::with_signer_key(&key, &preamble, &manifest, &signer)?;
+    let expected = expected_sender.map_or(signer, |s| s.ed25519);
+    let opener = ItemOpener::with_signer_key(&key, &preamble, &manifest, &expected)?;
     input.seek(SeekFrom::Start((HEADER.len() + PREAMBLE_LEN) as u64))?;
     // Chunks are read straight into the opener's 64 KiB slots: no buffering layer needed.
     let written = opener.open_chunks(input.take(chunks_len), out, parallelism)?;

@@ -39,7 +39,7 @@ enum Command {
         /// always added as a reader yourself.
         #[arg(long = "to", value_name = "PUBLIC_KEY")]
         to: Vec<String>,
-        /// Where to write the sealed file.
+        /// Where to write the sealed file (`-` for standard output).
         #[arg(short, long)]
         output: PathBuf,
         /// Threads to use.
@@ -57,7 +57,8 @@ enum Command {
         #[arg(long, value_name = "PUBLIC_KEY")]
         from: Option<String>,
         /// Where to write the content. Written to a temporary file first and renamed only once
-        /// every chunk and the sender's seal have been checked.
+        /// every chunk and the sender's seal have been checked; `-` streams it to standard
+        /// output instead, each chunk once it has been checked.
         #[arg(short, long)]
         output: PathBuf,
         /// Threads to use.
@@ -192,9 +193,7 @@ fn seal(key: &Path, to: &[String], output: &Path, threads: Threads, input: &Path
         readers: readers.iter().map(PublicKeys::fingerprint).collect(),
         ..Metadata::default()
     };
-    let partial = partial_path(output);
-    let result = (|| -> Result<u64> {
-        let out = io::BufWriter::with_capacity(1 << 20, create_private(&partial, false)?);
+    let size = write_output(output, |out| {
         let sealed = if input == Path::new("-") {
             seal_file(
                 &identity,
@@ -209,20 +208,14 @@ fn seal(key: &Path, to: &[String], output: &Path, threads: Threads, input: &Path
                 File::open(input).with_context(|| format!("cannot read {}", input.display()))?;
             seal_file(&identity, &metadata, &readers, file, out, threads.into())?
         };
-        File::open(&partial)?.sync_all()?;
         Ok(sealed.true_size)
-    })();
-    finish(
-        &partial,
-        output,
-        result.map(|size| {
-            eprintln!(
-                "sealed {size} bytes for {} reader(s) into {}",
-                readers.len(),
-                output.display()
-            );
-        }),
-    )
+    })?;
+    eprintln!(
+        "sealed {size} bytes for {} reader(s) into {}",
+        readers.len(),
+        output.display()
+    );
+    Ok(())
 }
 
 fn open(
@@ -237,37 +230,67 @@ fn open(
         .map(|t| PublicKeys::parse_text(t).context("--from"))
         .transpose()?;
     let file = File::open(input).with_context(|| format!("cannot read {}", input.display()))?;
+    let opened = write_output(output, |out| {
+        Ok(open_file(
+            io::BufReader::new(file),
+            &identity,
+            expected.as_ref(),
+            out,
+            threads.into(),
+        )?)
+    })?;
+    let name = &opened.metadata.file_name;
+    let shown = if name.is_empty() {
+        String::new()
+    } else {
+        format!(" ({name})")
+    };
+    eprintln!(
+        "opened {} bytes{shown} into {}",
+        opened.written,
+        output.display()
+    );
+    if expected.is_some() {
+        eprintln!("sealed by the expected sender");
+    } else {
+        eprintln!(
+            "sealed by Ed25519 key {}: compare it with the sender's public key, or pass --from",
+            attache::wire::to_hex(&opened.signer_ed25519)
+        );
+    }
+    Ok(())
+}
+
+/// Runs `write` against `output`: standard output for `-`; otherwise a private temporary file
+/// beside `output`, flushed to disk and renamed into place only if `write` succeeds (removed
+/// if it fails).
+fn write_output<T>(output: &Path, write: impl FnOnce(&mut dyn Write) -> Result<T>) -> Result<T> {
+    if output == Path::new("-") {
+        let mut out = io::BufWriter::with_capacity(1 << 20, io::stdout().lock());
+        let value = write(&mut out)?;
+        out.flush()?;
+        return Ok(value);
+    }
     let partial = partial_path(output);
-    let result = (|| -> Result<attache::container::OpenedFile> {
-        let out = io::BufWriter::with_capacity(1 << 20, create_private(&partial, false)?);
-        let opened = open_file(io::BufReader::new(file), &identity, out, threads.into())?;
-        if let Some(expected) = expected {
-            if expected.ed25519 != opened.signer_ed25519 {
-                return Err(ContainerError::Item(ItemError::UnexpectedSigner).into());
-            }
-        }
-        File::open(&partial)?.sync_all()?;
-        Ok(opened)
+    let result = (|| {
+        let file = create_private(&partial, false)?;
+        let mut out = io::BufWriter::with_capacity(1 << 20, file);
+        let value = write(&mut out)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(value)
     })();
-    finish(&partial, output, result.map(|opened| {
-        let name = &opened.metadata.file_name;
-        eprintln!("opened {} bytes{} into {}", opened.written, if name.is_empty() { String::new() } else { format!(" ({name})") }, output.display());
-        if expected.is_some() {
-            eprintln!("sealed by the expected sender");
-        } else {
-            eprintln!(
-                "sealed by Ed25519 key {}: compare it with the sender's public key, or pass --from",
-                attache::wire::to_hex(&opened.signer_ed25519)
-            );
-        }
-    }))
+    finish(&partial, output, result)
 }
 
 /// Renames the partial output into place on success, removes it on failure.
-fn finish(partial: &Path, output: &Path, result: Result<()>) -> Result<()> {
+fn finish<T>(partial: &Path, output: &Path, result: Result<T>) -> Result<T> {
     match result {
-        Ok(()) => fs::rename(partial, output)
-            .with_context(|| format!("cannot move the result to {}", output.display())),
+        Ok(value) => {
+            fs::rename(partial, output)
+                .with_context(|| format!("cannot move the result to {}", output.display()))?;
+            Ok(value)
+        }
         Err(e) => {
             let _ = fs::remove_file(partial);
             Err(e)

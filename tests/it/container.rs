@@ -30,6 +30,7 @@ fn open_bytes(file: &[u8], reader: u8) -> Result<Vec<u8>, ContainerError> {
     let opened = open_file(
         Cursor::new(file),
         &identity(reader),
+        Some(identity(1).public()),
         &mut out,
         Parallelism::All,
     )?;
