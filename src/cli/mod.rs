@@ -2,7 +2,8 @@
 //! into messages and exit codes. The only place that uses `anyhow`.
 //!
 //! Exit codes: 0 success; 1 any other failure; 2 usage error; 3 the input was refused as
-//! forged, tampered, or not for this identity; 4 wrong passphrase.
+//! forged, tampered, or not for this identity; 4 wrong passphrase; 5 a pinned contact key or
+//! server certificate changed (verify it again before sending).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -17,9 +18,20 @@ use attache::crypto::{
 };
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod messaging;
+#[cfg(feature = "server")]
+mod serve;
+
 /// End-to-end encrypted document and message exchange for law firms.
 #[derive(Parser, Debug)]
-#[command(name = "attache", version, about)]
+#[command(
+    name = "attache",
+    version,
+    about,
+    after_help = "Exit codes: 0 success; 1 failure; 2 usage error; 3 input refused as forged, \
+                  tampered, or not for you; 4 wrong passphrase; 5 a contact's key or the \
+                  server's certificate changed."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,6 +39,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the server.
+    #[cfg(feature = "server")]
+    Serve(serve::ServeArgs),
+    /// Messaging with an Attache server.
+    #[command(flatten)]
+    Messaging(messaging::Command),
     /// Create or show your identity (key file).
     #[command(subcommand)]
     Identity(IdentityCommand),
@@ -122,6 +140,9 @@ pub(crate) fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        #[cfg(feature = "server")]
+        Command::Serve(args) => serve::run(args),
+        Command::Messaging(command) => messaging::run(command),
         Command::Identity(IdentityCommand::New { key, work_factor }) => {
             identity_new(&key, work_factor)
         }
@@ -356,6 +377,9 @@ fn new_passphrase() -> Result<String> {
 
 fn exit_code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
+        if let Some(code) = messaging::exit_code(cause) {
+            return code;
+        }
         if let Some(k) = cause.downcast_ref::<KeyFileError>() {
             return if *k == KeyFileError::WrongPassphrase {
                 4

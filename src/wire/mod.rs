@@ -5,6 +5,7 @@
 //! reads the clock. Parsing is strict ("parse, don't validate"): a reader that is left with bytes
 //! it did not expect is an error, never silently ignored.
 
+pub mod api;
 mod codec;
 mod hex;
 

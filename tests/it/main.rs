@@ -7,7 +7,9 @@
 )]
 
 mod agekit;
+mod api;
 mod container;
+mod e2e;
 mod interop;
 mod items;
 mod keys;

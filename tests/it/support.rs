@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 use attache::crypto::{
     Identity, Metadata, Parallelism, Sealed, SealedChunks, danger::SeededRandom,
@@ -47,4 +49,83 @@ pub(crate) fn seal(
         attache::crypto::seal_item(sender, metadata, content, &mut chunks, Parallelism::All)
             .expect("sealing in memory succeeds");
     (sealed, chunks)
+}
+
+/// A running `attache serve`, killed when dropped.
+pub(crate) struct Server {
+    child: Child,
+    /// `https://127.0.0.1:PORT`.
+    pub(crate) url: String,
+    /// `sha256:HEX` of the certificate.
+    pub(crate) certificate: String,
+    /// The bootstrap invite URL, on first start.
+    pub(crate) bootstrap: Option<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port that was free a moment ago: the server must keep it across a restart, so the test
+/// picks it rather than passing `:0`.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the server and reads its announced lines (no sleeping: the lines arrive when ready).
+pub(crate) fn start_server(root: &Path, port: u16) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_attache"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data")
+        .arg(root.join("data"))
+        .arg("--keys")
+        .arg(root.join("keys"))
+        .env_remove("ATTACHE_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut url, mut certificate, mut bootstrap) = (None, None, None);
+    while url.is_none() || certificate.is_none() {
+        let line = lines
+            .next()
+            .expect("server exited before announcing itself")
+            .unwrap();
+        if let Some(u) = line.strip_prefix("listening on ") {
+            url = Some(u.to_owned());
+        } else if let Some(c) = line.strip_prefix("certificate ") {
+            certificate = Some(c.to_owned());
+        } else if let Some(b) = line.strip_prefix("bootstrap invite: ") {
+            bootstrap = Some(b.to_owned());
+        }
+    }
+    // The bootstrap line, when there is one, comes before or right after the others.
+    let url = url.unwrap();
+    let certificate = certificate.unwrap();
+    if bootstrap.is_none() {
+        let invite_file = root.join("keys/bootstrap-invite");
+        if let Ok(text) = std::fs::read_to_string(&invite_file) {
+            if !text.trim().is_empty() {
+                bootstrap = Some(text.trim().to_owned());
+            }
+        }
+    }
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server {
+        child,
+        url,
+        certificate,
+        bootstrap,
+    }
 }

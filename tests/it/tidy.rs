@@ -140,3 +140,61 @@ fn no_unsafe_and_no_secret_formatting_in_the_library() {
     }
     assert!(found.is_empty(), "{found:#?}");
 }
+
+#[test]
+fn the_server_never_names_a_secret_key_or_an_opening_function() {
+    const SECRET_SIDE: &[&str] = &[
+        "Identity",
+        "ContentKey",
+        "ItemOpener",
+        "open_item",
+        "open_key_package",
+        "open_key_file",
+        "open_age_file",
+        "seal_item",
+        "danger",
+        "crate::client",
+    ];
+    let mut found = violations("src/server", SECRET_SIDE);
+    found.extend(violations("src/storage", SECRET_SIDE));
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+#[test]
+fn the_client_never_imports_the_server() {
+    let found = violations(
+        "src/client",
+        &["crate::server", "crate::storage", "axum", "sled", "lettre"],
+    );
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+#[test]
+fn docs_api_md_is_the_route_table() {
+    let generated = attache::server::api_markdown();
+    let on_disk = std::fs::read_to_string(repo_root().join("docs/API.md")).unwrap();
+    assert!(
+        on_disk == generated,
+        "docs/API.md differs from attache::server::api_markdown(); regenerate it"
+    );
+    // The OpenAPI document describes exactly the routes of the table.
+    let doc = serde_json::to_value(attache::server::openapi()).unwrap();
+    let mut documented: Vec<String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| format!("{} {path}", m.to_uppercase()))
+        })
+        .collect();
+    let mut table: Vec<String> = attache::server::ROUTES
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    documented.sort();
+    table.sort();
+    assert_eq!(documented, table);
+}

@@ -1,0 +1,184 @@
+//! `attache serve`: configuration from flags, environment and file, then the server.
+//!
+//! Precedence: a flag beats its `ATTACHE_*` variable, which beats the key in `--config`,
+//! which beats the built-in default. Prints the startup lines scripts read on stdout; logs go
+//! to stderr.
+
+use std::io::Write;
+use std::net::ToSocketAddrs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use attache::server::{Config, Server, shutdown_signal};
+use clap::ValueEnum;
+use serde::Deserialize;
+
+/// Settings of `attache serve`. Each flag also reads `ATTACHE_<NAME>` and the key of the same
+/// name (with `_` for `-`) in the `--config` TOML file.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ServeArgs {
+    /// A TOML file with any of the settings below (keys like `listen`, `cache_mb`).
+    #[arg(long, env = "ATTACHE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:8443].
+    #[arg(long, env = "ATTACHE_LISTEN", value_name = "ADDR")]
+    listen: Option<String>,
+    /// Database folder [default: ./data].
+    #[arg(long, env = "ATTACHE_DATA", value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Folder of the self-signed certificate and the bootstrap invite [default: ./keys].
+    #[arg(long, env = "ATTACHE_KEYS", value_name = "DIR")]
+    keys: Option<PathBuf>,
+    /// The URL clients use [default: https://LISTEN_ADDRESS].
+    #[arg(long, env = "ATTACHE_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+    /// PEM certificate chain; with --tls-key. Reloaded on SIGHUP. Without it a self-signed
+    /// certificate is created in the keys folder on first start.
+    #[arg(long, env = "ATTACHE_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "ATTACHE_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Also offer TLS 1.2 (TLS 1.3 only by default).
+    #[arg(long, env = "ATTACHE_TLS12", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    tls12: Option<bool>,
+    /// sled page cache in MiB [default: 64].
+    #[arg(long, env = "ATTACHE_CACHE_MB", value_name = "MIB")]
+    cache_mb: Option<u64>,
+    /// Invites expire after this many days [default: 7].
+    #[arg(long, env = "ATTACHE_INVITE_DAYS", value_name = "DAYS")]
+    invite_days: Option<u32>,
+    /// Sessions end after this many idle minutes [default: 60].
+    #[arg(long, env = "ATTACHE_SESSION_IDLE_MINUTES", value_name = "MINUTES")]
+    session_idle_minutes: Option<u32>,
+    /// Sessions end this many hours after sign-in [default: 12].
+    #[arg(long, env = "ATTACHE_SESSION_HOURS", value_name = "HOURS")]
+    session_hours: Option<u32>,
+    /// Unfinished uploads idle this long are deleted [default: 24].
+    #[arg(long, env = "ATTACHE_UPLOAD_ABANDON_HOURS", value_name = "HOURS")]
+    upload_abandon_hours: Option<u32>,
+    /// Log format on stderr [default: text]. `RUST_LOG` sets the level (default `info`).
+    #[arg(long, env = "ATTACHE_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+/// Log line format.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The `--config` file: the same settings as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<String>,
+    data: Option<PathBuf>,
+    keys: Option<PathBuf>,
+    public_url: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls12: Option<bool>,
+    cache_mb: Option<u64>,
+    invite_days: Option<u32>,
+    session_idle_minutes: Option<u32>,
+    session_hours: Option<u32>,
+    upload_abandon_hours: Option<u32>,
+    log_format: Option<LogFormat>,
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub(crate) fn run(args: ServeArgs) -> Result<()> {
+    let file = match &args.config {
+        Some(path) => read_file(path)?,
+        None => FileSettings::default(),
+    };
+    let defaults = Config::default();
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| "127.0.0.1:8443".to_owned());
+    let config = Config {
+        data: args.data.or(file.data).unwrap_or(defaults.data),
+        keys: args.keys.or(file.keys).unwrap_or(defaults.keys),
+        public_url: args.public_url.or(file.public_url),
+        tls_cert: args.tls_cert.or(file.tls_cert),
+        tls_key: args.tls_key.or(file.tls_key),
+        tls12: args.tls12.or(file.tls12).unwrap_or(defaults.tls12),
+        cache_mb: args.cache_mb.or(file.cache_mb).unwrap_or(defaults.cache_mb),
+        invite_days: args
+            .invite_days
+            .or(file.invite_days)
+            .unwrap_or(defaults.invite_days),
+        session_idle_minutes: args
+            .session_idle_minutes
+            .or(file.session_idle_minutes)
+            .unwrap_or(defaults.session_idle_minutes),
+        session_hours: args
+            .session_hours
+            .or(file.session_hours)
+            .unwrap_or(defaults.session_hours),
+        upload_abandon_hours: args
+            .upload_abandon_hours
+            .or(file.upload_abandon_hours)
+            .unwrap_or(defaults.upload_abandon_hours),
+    };
+    let log_format = args
+        .log_format
+        .or(file.log_format)
+        .unwrap_or(LogFormat::Text);
+    init_logs(log_format);
+    tracing::debug!(?config, "settings");
+
+    let addr = listen
+        .to_socket_addrs()
+        .with_context(|| format!("--listen {listen}: not an address"))?
+        .next()
+        .with_context(|| format!("--listen {listen}: resolves to no address"))?;
+    let listener = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("cannot listen on {addr} (in use? try --listen 127.0.0.1:0)"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let server = Server::start(config, listener)
+            .await
+            .context("cannot start the server")?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {}", server.url())?;
+        writeln!(out, "certificate sha256:{}", server.certificate_sha256())?;
+        if let Some(invite) = server.bootstrap_invite() {
+            writeln!(out, "bootstrap invite: {invite}")?;
+        }
+        out.flush()?;
+        drop(out);
+        tracing::info!(url = server.url(), "serving");
+        server.run(shutdown_signal()).await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+fn read_file(path: &Path) -> Result<FileSettings> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("in the config file {}", path.display()))
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

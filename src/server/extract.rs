@@ -1,0 +1,110 @@
+//! Request extractors: JSON bodies and octet bodies with our error mapping, and the signed-in
+//! caller from `Authorization: Bearer`.
+
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use super::{AppState, now, sha256};
+use crate::storage::AccountRecord;
+
+/// Longest time a client may take to send a request body (16 chunks are 1 MiB).
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// A JSON body; malformed → 400 with serde's explanation, oversize → 413.
+pub(crate) struct Json<T>(pub(crate) T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let read = tokio::time::timeout(BODY_TIMEOUT, axum::Json::<T>::from_request(req, state));
+        match read.await.map_err(|_| ApiError::Timeout)? {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(JsonRejection::BytesRejection(b)) => Err(bytes_error(&b)),
+            Err(e) => Err(ApiError::BadRequest(e.body_text())),
+        }
+    }
+}
+
+/// A raw `application/octet-stream` body.
+pub(crate) struct Octets(pub(crate) axum::body::Bytes);
+
+impl FromRequest<AppState> for Octets {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        tokio::time::timeout(BODY_TIMEOUT, axum::body::Bytes::from_request(req, state))
+            .await
+            .map_err(|_| ApiError::Timeout)?
+            .map(Self)
+            .map_err(|e| bytes_error(&e))
+    }
+}
+
+fn bytes_error(e: &BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge
+    } else {
+        ApiError::BadRequest(e.body_text())
+    }
+}
+
+/// The signed-in account making the request.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub(crate) account: AccountRecord,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(ApiError::Unauthorized)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .ok_or(ApiError::Unauthorized)?
+            .trim();
+        let raw = URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| ApiError::Unauthorized)?;
+        if raw.len() != 32 {
+            return Err(ApiError::Unauthorized);
+        }
+        let hash = sha256(&raw);
+        let mut session = state.store.session(&hash)?.ok_or(ApiError::Unauthorized)?;
+        let now = now();
+        let idle = i64::from(state.settings.session_idle_minutes) * 60;
+        if session.expires_at <= now || session.last_seen + idle <= now {
+            state.store.remove_session(&hash)?;
+            return Err(ApiError::Unauthorized);
+        }
+        // Refresh the idle clock at most once a minute; losing a refresh in a crash only
+        // shortens a session.
+        if now - session.last_seen >= 60 {
+            session.last_seen = now;
+            state.store.put_session(&hash, &session)?;
+        }
+        let account = state
+            .store
+            .account(&session.email)?
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(Self { account })
+    }
+}
+
+/// Parses a 32-hex-digit id; anything else is "not found" (ids are never guessed apart).
+pub(crate) fn parse_id(s: &str) -> Result<[u8; 16], ApiError> {
+    crate::wire::from_hex(s)
+        .and_then(|v| <[u8; 16]>::try_from(v).ok())
+        .ok_or(ApiError::NotFound)
+}

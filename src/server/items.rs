@@ -1,0 +1,400 @@
+//! Handlers for sealed items: resumable chunk upload, the manifest check at commit, and
+//! streaming download. Only ciphertext and public data pass through here.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+
+use super::authz::{Action, decide};
+use super::error::ApiError;
+use super::extract::{Caller, Json, Octets, parse_id};
+use super::{AppState, account_view, now, random};
+use crate::crypto::{
+    CHUNK_SIZE, MAX_CHUNKS, MAX_KEY_PACKAGE_LEN, Manifest, PREAMBLE_LEN, Preamble, PublicKeys,
+};
+use crate::storage::{ItemRecord, Store};
+use crate::wire::api::{
+    CommitItem, ErrorBody, ItemHeader, MAX_CHUNKS_PER_REQUEST, MAX_RECIPIENTS, NewItem, UploadState,
+};
+use crate::wire::to_hex;
+
+/// Bytes of one full ciphertext chunk (content plus the AES-GCM tag).
+pub(crate) const SEALED_CHUNK: usize = CHUNK_SIZE + 16;
+
+/// Starts an upload: the server assigns the item id.
+#[utoipa::path(post, path = "/v1/items", request_body = NewItem,
+    responses((status = 201, body = UploadState), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
+pub(crate) async fn create(
+    State(s): State<AppState>,
+    caller: Caller,
+    Json(req): Json<NewItem>,
+) -> Result<(StatusCode, axum::Json<UploadState>), ApiError> {
+    let preamble = STANDARD
+        .decode(req.preamble.trim())
+        .ok()
+        .filter(|b| b.len() == PREAMBLE_LEN)
+        .and_then(|b| Preamble::parse(&b).ok())
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "preamble must be {PREAMBLE_LEN} bytes of base64 in the current format"
+            ))
+        })?;
+    let id: [u8; 16] = random()?;
+    let now = now();
+    s.store.put_item(&ItemRecord {
+        id,
+        uploader: caller.account.email.clone(),
+        preamble: preamble.as_bytes().to_vec(),
+        received: 0,
+        received_bytes: 0,
+        committed: false,
+        manifest: None,
+        created_at: now,
+        updated_at: now,
+    })?;
+    s.store.commit().await?;
+    s.metrics.uploads_started();
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(UploadState {
+            item: to_hex(&id),
+            received: 0,
+        }),
+    ))
+}
+
+/// Appends 1 to 16 chunks, which must start at the number already received.
+#[utoipa::path(put, path = "/v1/items/{item}/chunks/{first}",
+    params(("item" = String, Path, description = "item id"), ("first" = u32, Path, description = "index of the first chunk in the body")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "1 to 16 concatenated sealed chunks of 65,552 bytes; only the last may be shorter"),
+    responses((status = 200, body = UploadState), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn put_chunks(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((item, first)): Path<(String, u32)>,
+    Octets(body): Octets,
+) -> Result<axum::Json<UploadState>, ApiError> {
+    let id = parse_id(&item)?;
+    let _guard = s.lock_upload(id)?;
+    let mut rec = s.store.item(&id)?.ok_or(ApiError::NotFound)?;
+    decide(&s.store, &caller, Action::Upload(&rec)).await?;
+    if first != rec.received {
+        return Err(ApiError::Conflict(
+            "wrong_offset",
+            format!("the upload is at chunk {}; resume from there", rec.received),
+        ));
+    }
+    if body.is_empty() {
+        return Err(ApiError::BadRequest("the body holds no chunk".into()));
+    }
+    let pieces: Vec<&[u8]> = body.chunks(SEALED_CHUNK).collect();
+    if pieces.len() > MAX_CHUNKS_PER_REQUEST {
+        return Err(ApiError::TooLarge);
+    }
+    let count = u32::try_from(pieces.len()).map_err(|_| ApiError::TooLarge)?;
+    if rec.received.saturating_add(count) > MAX_CHUNKS {
+        return Err(ApiError::BadRequest(format!(
+            "an item has at most {MAX_CHUNKS} chunks"
+        )));
+    }
+    for (i, piece) in (rec.received..).zip(&pieces) {
+        s.store.blobs().put_chunk(&id, i, piece)?;
+    }
+    rec.received += count;
+    rec.received_bytes += body.len() as u64;
+    rec.updated_at = now();
+    s.store.put_item(&rec)?;
+    s.store.commit().await?;
+    s.metrics
+        .chunks_received(u64::from(count), body.len() as u64);
+    Ok(axum::Json(UploadState {
+        item,
+        received: rec.received,
+    }))
+}
+
+/// Where an upload stands, to resume it.
+#[utoipa::path(get, path = "/v1/items/{item}/upload", params(("item" = String, Path, description = "item id")),
+    responses((status = 200, body = UploadState), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub(crate) async fn upload_state(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(item): Path<String>,
+) -> Result<axum::Json<UploadState>, ApiError> {
+    let id = parse_id(&item)?;
+    let rec = s.store.item(&id)?.ok_or(ApiError::NotFound)?;
+    decide(&s.store, &caller, Action::Upload(&rec)).await?;
+    Ok(axum::Json(UploadState {
+        item,
+        received: rec.received,
+    }))
+}
+
+/// Finishes an upload: checks the signed manifest against every stored chunk, stores the key
+/// packages and makes the item visible to its readers.
+#[utoipa::path(post, path = "/v1/items/{item}/commit", params(("item" = String, Path, description = "item id")),
+    request_body = CommitItem,
+    responses((status = 200, body = UploadState), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn commit(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(item): Path<String>,
+    Json(req): Json<CommitItem>,
+) -> Result<axum::Json<UploadState>, ApiError> {
+    let id = parse_id(&item)?;
+    let _guard = s.lock_upload(id)?;
+    let mut rec = s.store.item(&id)?.ok_or(ApiError::NotFound)?;
+    decide(&s.store, &caller, Action::Upload(&rec)).await?;
+    let manifest_bytes = STANDARD
+        .decode(req.manifest.trim())
+        .map_err(|_| ApiError::BadRequest("manifest must be base64".into()))?;
+    let manifest = Manifest::parse(&manifest_bytes).map_err(|e| {
+        ApiError::Rejected("manifest_invalid", format!("the manifest was refused: {e}"))
+    })?;
+    let uploader = PublicKeys::from_bytes(&caller.account.public_keys)
+        .map_err(|_| ApiError::Internal("stored public keys invalid".into()))?;
+    if manifest.signer() != uploader.ed25519 {
+        return Err(ApiError::Rejected(
+            "signer_mismatch",
+            "the manifest is not signed by your key".into(),
+        ));
+    }
+    let preamble = Preamble::parse(&rec.preamble)
+        .map_err(|_| ApiError::Internal("stored preamble invalid".into()))?;
+    if manifest.item_id() != preamble.item_id() {
+        return Err(ApiError::Rejected(
+            "manifest_mismatch",
+            "the manifest belongs to another item than the preamble".into(),
+        ));
+    }
+    if manifest.chunk_count() != rec.received {
+        return Err(ApiError::Rejected(
+            "chunk_count_mismatch",
+            format!(
+                "the manifest lists {} chunks but {} were uploaded",
+                manifest.chunk_count(),
+                rec.received
+            ),
+        ));
+    }
+    let packages = key_packages(&s.store, &caller.account.email, &req)?;
+    let store = s.store.clone();
+    let count = rec.received;
+    let checked = tokio::task::spawn_blocking(move || check_chunks(&store, &id, &manifest, count))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    checked?;
+    rec.committed = true;
+    rec.manifest = Some(manifest_bytes);
+    rec.updated_at = now();
+    s.store.commit_item(&rec, &packages)?;
+    s.store
+        .audit(now(), &caller.account.email, "item.commit", &item)?;
+    s.store.commit().await?;
+    Ok(axum::Json(UploadState {
+        item,
+        received: rec.received,
+    }))
+}
+
+fn key_packages(
+    store: &Store,
+    uploader: &str,
+    req: &CommitItem,
+) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
+    if req.key_packages.len() > MAX_RECIPIENTS + 1 {
+        return Err(ApiError::BadRequest(format!(
+            "at most {} key packages",
+            MAX_RECIPIENTS + 1
+        )));
+    }
+    let mut out: Vec<(String, Vec<u8>)> = Vec::with_capacity(req.key_packages.len());
+    for kp in &req.key_packages {
+        let email = super::valid_email(&kp.email)?;
+        let package = STANDARD
+            .decode(kp.package.trim())
+            .map_err(|_| ApiError::BadRequest("key packages must be base64".into()))?;
+        if package.is_empty() || package.len() > MAX_KEY_PACKAGE_LEN {
+            return Err(ApiError::BadRequest(format!(
+                "a key package is 1 to {MAX_KEY_PACKAGE_LEN} bytes"
+            )));
+        }
+        if out.iter().any(|(e, _)| e == &email) {
+            return Err(ApiError::BadRequest(format!(
+                "two key packages for {email}"
+            )));
+        }
+        if store.account(&email)?.is_none() {
+            return Err(ApiError::Rejected(
+                "unknown_recipient",
+                format!("{email} has no account"),
+            ));
+        }
+        out.push((email, package));
+    }
+    if !out.iter().any(|(e, _)| e == uploader) {
+        return Err(ApiError::BadRequest(
+            "the key packages must include one for the uploader".into(),
+        ));
+    }
+    Ok(out)
+}
+
+fn check_chunks(
+    store: &Store,
+    id: &[u8; 16],
+    manifest: &Manifest,
+    count: u32,
+) -> Result<(), ApiError> {
+    for i in 0..count {
+        let chunk = store.blobs().chunk(id, i)?.ok_or_else(|| {
+            ApiError::Rejected("chunk_missing", format!("chunk {i} was not uploaded"))
+        })?;
+        manifest
+            .check_chunk(i, &chunk)
+            .map_err(|e| ApiError::Rejected("chunk_mismatch", e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// What a reader needs before the chunks: preamble, manifest and the caller's key package.
+#[utoipa::path(get, path = "/v1/items/{item}", params(("item" = String, Path, description = "item id")),
+    responses((status = 200, body = ItemHeader), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub(crate) async fn header(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(item): Path<String>,
+) -> Result<axum::Json<ItemHeader>, ApiError> {
+    let id = parse_id(&item)?;
+    let rec = s.store.item(&id)?.ok_or(ApiError::NotFound)?;
+    decide(&s.store, &caller, Action::ReadItem(&rec)).await?;
+    let package = s
+        .store
+        .key_package(&id, &caller.account.email)?
+        .ok_or(ApiError::NotFound)?;
+    let sender = s
+        .store
+        .account(&rec.uploader)?
+        .ok_or_else(|| ApiError::Internal("item without uploader account".into()))?;
+    let manifest = rec
+        .manifest
+        .as_deref()
+        .ok_or_else(|| ApiError::Internal("committed item without manifest".into()))?;
+    Ok(axum::Json(ItemHeader {
+        item,
+        sender: account_view(&sender)?,
+        preamble: STANDARD.encode(&rec.preamble),
+        manifest: STANDARD.encode(manifest),
+        key_package: STANDARD.encode(package),
+        ciphertext_len: rec.received_bytes,
+    }))
+}
+
+/// Query of a download.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChunkQuery {
+    /// First chunk to send (to resume a download); 0 if absent.
+    from: Option<u32>,
+}
+
+/// Streams the ciphertext from chunk `from` to the end, one chunk in memory at a time.
+#[utoipa::path(get, path = "/v1/items/{item}/chunks", params(("item" = String, Path, description = "item id"), ChunkQuery),
+    responses((status = 200, description = "the concatenated sealed chunks", content_type = "application/octet-stream"),
+        (status = 206, description = "the ciphertext from the `Range: bytes=START-` offset", content_type = "application/octet-stream"),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn download(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(item): Path<String>,
+    Query(q): Query<ChunkQuery>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&item)?;
+    let rec = s.store.item(&id)?.ok_or(ApiError::NotFound)?;
+    decide(&s.store, &caller, Action::ReadChunks(&rec)).await?;
+    let total = rec.received_bytes;
+    let count = rec.received;
+    let range = match headers.get(header::RANGE) {
+        Some(v) => Some(parse_range(v.to_str().unwrap_or_default(), total)?),
+        None => None,
+    };
+    // Every chunk but the last is full, so byte offsets map to chunk indexes directly.
+    let start = match (range, q.from) {
+        (Some(start), _) => start,
+        (None, Some(from)) if from > count => {
+            return Err(ApiError::BadRequest(format!("the item has {count} chunks")));
+        }
+        (None, from) => (u64::from(from.unwrap_or(0)) * SEALED_CHUNK as u64).min(total),
+    };
+    let first = u32::try_from(start / SEALED_CHUNK as u64).unwrap_or(u32::MAX);
+    let skip = usize::try_from(start % SEALED_CHUNK as u64).unwrap_or(0);
+    let store = s.store.clone();
+    let stream = futures_util::stream::unfold(first, move |i| {
+        let store = store.clone();
+        async move {
+            if i >= count {
+                return None;
+            }
+            let r = tokio::task::spawn_blocking(move || store.blobs().chunk(&id, i)).await;
+            let chunk = match r {
+                Ok(Ok(Some(mut c))) => {
+                    if i == first && skip > 0 {
+                        c.drain(..skip.min(c.len()));
+                    }
+                    Ok(axum::body::Bytes::from(c))
+                }
+                Ok(Ok(None)) => Err(std::io::Error::other("chunk missing from the store")),
+                Ok(Err(e)) => Err(std::io::Error::other(e.to_string())),
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            };
+            if let Err(e) = &chunk {
+                tracing::error!(error = %e, "download stopped");
+            }
+            Some((chunk, i + 1))
+        }
+    });
+    s.metrics.download_started();
+    let mut res = (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, (total - start).to_string()),
+            (header::ACCEPT_RANGES, "bytes".to_owned()),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response();
+    if range.is_some() {
+        *res.status_mut() = StatusCode::PARTIAL_CONTENT;
+        let value = if start < total {
+            format!("bytes {start}-{}/{total}", total - 1)
+        } else {
+            format!("bytes */{total}")
+        };
+        if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+            res.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+    }
+    Ok(res)
+}
+
+/// Parses `bytes=START-` (the resume form; a closed range is served from START to the end).
+fn parse_range(value: &str, total: u64) -> Result<u64, ApiError> {
+    let start = value
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .and_then(|(a, _)| a.trim().parse::<u64>().ok())
+        .ok_or_else(|| ApiError::BadRequest("Range must be `bytes=START-`".into()))?;
+    if start > total {
+        return Err(ApiError::BadRequest(format!("the item has {total} bytes")));
+    }
+    Ok(start)
+}

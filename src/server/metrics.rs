@@ -1,0 +1,120 @@
+//! Hand-written Prometheus counters: requests by route and status, uploads, messages, flushes.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::storage::FlushStats;
+
+/// The server's counters.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    uploads: AtomicU64,
+    chunks: AtomicU64,
+    chunk_bytes: AtomicU64,
+    downloads: AtomicU64,
+    messages: AtomicU64,
+}
+
+impl Metrics {
+    pub(crate) fn request(&self, method: &str, route: &str, status: u16) {
+        let mut m = self
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *m.entry((method.to_owned(), route.to_owned(), status))
+            .or_default() += 1;
+    }
+
+    pub(crate) fn uploads_started(&self) {
+        self.uploads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn chunks_received(&self, n: u64, bytes: u64) {
+        self.chunks.fetch_add(n, Ordering::Relaxed);
+        self.chunk_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn download_started(&self) {
+        self.downloads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn message_sent(&self) {
+        self.messages.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub(crate) fn render(&self, flush: FlushStats) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP attache_requests_total HTTP requests by route and status.\n");
+        out.push_str("# TYPE attache_requests_total counter\n");
+        {
+            let m = self
+                .requests
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for ((method, route, status), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "attache_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
+                );
+            }
+        }
+        let counters = [
+            (
+                "attache_uploads_started_total",
+                "Uploads started.",
+                self.uploads.load(Ordering::Relaxed),
+            ),
+            (
+                "attache_chunks_received_total",
+                "Ciphertext chunks received.",
+                self.chunks.load(Ordering::Relaxed),
+            ),
+            (
+                "attache_chunk_bytes_received_total",
+                "Ciphertext bytes received.",
+                self.chunk_bytes.load(Ordering::Relaxed),
+            ),
+            (
+                "attache_downloads_total",
+                "Ciphertext downloads started.",
+                self.downloads.load(Ordering::Relaxed),
+            ),
+            (
+                "attache_messages_sent_total",
+                "Messages accepted.",
+                self.messages.load(Ordering::Relaxed),
+            ),
+            (
+                "attache_flushes_total",
+                "Group-commit flushes.",
+                flush.flushes,
+            ),
+            (
+                "attache_commits_total",
+                "Writes acknowledged after a flush.",
+                flush.commits,
+            ),
+            (
+                "attache_flush_failures_total",
+                "Flushes that failed.",
+                flush.failures,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        }
+        let secs = flush.flush_micros as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "# HELP attache_flush_seconds_total Time spent in group-commit flushes.\n# TYPE attache_flush_seconds_total counter\nattache_flush_seconds_total {secs}"
+        );
+        out
+    }
+}

@@ -1,0 +1,530 @@
+//! The server: configuration, TLS, the route table, authorization, handlers.
+//!
+//! It handles only ciphertext sealed by clients, public keys and routing metadata: it never
+//! names a secret key type or an opening function. Start it in-process with [`Server::start`]
+//! on an already bound listener, then [`Server::run`]; `attache serve` does the same.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), attache::server::ServerError> {
+//! let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+//! let server = attache::server::Server::start(attache::server::Config::default(), listener).await?;
+//! println!("listening on {}", server.url());
+//! server.run(attache::server::shutdown_signal()).await
+//! # }
+//! ```
+
+mod accounts;
+mod authz;
+mod error;
+mod extract;
+mod items;
+mod messages;
+mod metrics;
+mod routes;
+mod tls;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::{digest, hmac};
+use rustls::ServerConfig;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+pub use error::ApiError;
+pub use routes::{
+    CHUNKS_LIMIT, COMMIT_LIMIT, JSON_LIMIT, ROUTES, RouteInfo, api_markdown, openapi,
+};
+
+use crate::crypto::PublicKeys;
+use crate::storage::{AccountRecord, StorageError, Store};
+use crate::wire::api::{Account, MAX_EMAIL_LEN, Role};
+
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send the request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long shutdown waits for in-flight requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most connections served at once.
+const MAX_CONNECTIONS: usize = 1024;
+/// How often expired records and abandoned uploads are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
+
+/// Settings of the server. No field is secret (the TLS key is a path), so `Debug` shows all.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Database folder (sled).
+    pub data: PathBuf,
+    /// Folder of the self-signed certificate and the bootstrap invite.
+    pub keys: PathBuf,
+    /// The URL clients use, e.g. `https://portal.example.com`; default `https://LISTEN_ADDR`.
+    pub public_url: Option<String>,
+    /// PEM certificate chain (with `tls_key`); reloaded on SIGHUP.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (with `tls_cert`).
+    pub tls_key: Option<PathBuf>,
+    /// Also offer TLS 1.2.
+    pub tls12: bool,
+    /// sled page cache in MiB.
+    pub cache_mb: u64,
+    /// Invites expire after this many days.
+    pub invite_days: u32,
+    /// Sessions end after this many idle minutes.
+    pub session_idle_minutes: u32,
+    /// Sessions end this many hours after sign-in.
+    pub session_hours: u32,
+    /// Uncommitted uploads idle this long are deleted.
+    pub upload_abandon_hours: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data: "data".into(),
+            keys: "keys".into(),
+            public_url: None,
+            tls_cert: None,
+            tls_key: None,
+            tls12: false,
+            cache_mb: 64,
+            invite_days: 7,
+            session_idle_minutes: 60,
+            session_hours: 12,
+            upload_abandon_hours: 24,
+        }
+    }
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A file or socket operation failed.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// The database could not be opened or written.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// The certificate or key could not be loaded.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// The settings contradict each other.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) store: Store,
+    pub(crate) settings: Arc<Config>,
+    /// The origin sign-in signatures are bound to, e.g. `https://127.0.0.1:8443`.
+    pub(crate) origin: String,
+    pub(crate) metrics: Arc<metrics::Metrics>,
+    pub(crate) limiter: Arc<RateLimiter>,
+    uploads: Arc<Mutex<HashSet<[u8; 16]>>>,
+}
+
+/// The client's address, attached to every request by the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(pub(crate) SocketAddr);
+
+/// Requests per minute one address may make to the rate-limited routes.
+const RATE_PER_MINUTE: u32 = 300;
+
+/// A fixed-window counter per client address for the sign-in, join and invite routes.
+#[derive(Debug, Default)]
+pub(crate) struct RateLimiter {
+    windows: Mutex<std::collections::HashMap<std::net::IpAddr, (i64, u32)>>,
+}
+
+impl RateLimiter {
+    /// Counts one request from `ip`; false once it is over the limit for this minute.
+    pub(crate) fn allow(&self, ip: std::net::IpAddr) -> bool {
+        let minute = now() / 60;
+        let mut w = self
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if w.len() > 100_000 {
+            w.retain(|_, (m, _)| *m == minute);
+        }
+        let entry = w.entry(ip).or_insert((minute, 0));
+        if entry.0 != minute {
+            *entry = (minute, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= RATE_PER_MINUTE
+    }
+}
+
+/// Held while a request changes an upload; concurrent changes get `409 upload_busy`.
+pub(crate) struct UploadGuard {
+    uploads: Arc<Mutex<HashSet<[u8; 16]>>>,
+    id: [u8; 16],
+}
+
+impl Drop for UploadGuard {
+    fn drop(&mut self) {
+        self.uploads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.id);
+    }
+}
+
+impl AppState {
+    pub(crate) fn lock_upload(&self, id: [u8; 16]) -> Result<UploadGuard, ApiError> {
+        let inserted = self
+            .uploads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id);
+        if inserted {
+            Ok(UploadGuard {
+                uploads: self.uploads.clone(),
+                id,
+            })
+        } else {
+            Err(ApiError::Conflict(
+                "upload_busy",
+                "another request is changing this upload".into(),
+            ))
+        }
+    }
+}
+
+/// A started server: store open, certificate loaded, socket bound; not yet serving.
+pub struct Server {
+    listener: std::net::TcpListener,
+    state: AppState,
+    tls: Arc<RwLock<Arc<ServerConfig>>>,
+    fingerprint: String,
+    bootstrap_invite: Option<String>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("url", &self.state.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Opens the store, loads or creates the certificate and, on first start with an empty
+    /// store, creates the bootstrap invite (also written to `keys/bootstrap-invite`, mode
+    /// 0600). Must run inside a tokio runtime.
+    pub async fn start(
+        config: Config,
+        listener: std::net::TcpListener,
+    ) -> Result<Self, ServerError> {
+        let addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        for dir in [&config.keys, &config.data] {
+            std::fs::create_dir_all(dir)?;
+            #[cfg(unix)]
+            std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        }
+        let loaded = tls::load_or_create(&config, addr.ip())?;
+        let origin = match &config.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => default_url(addr),
+        };
+        let store = Store::open(&config.data, config.cache_mb.saturating_mul(1 << 20))?;
+        let keys = config.keys.clone();
+        let state = AppState {
+            store,
+            settings: Arc::new(config),
+            origin,
+            metrics: Arc::default(),
+            limiter: Arc::default(),
+            uploads: Arc::default(),
+        };
+        let bootstrap_invite = if state.store.is_empty()? {
+            let (url, _) =
+                accounts::new_invite(&state, None, None, Role::Admin, None).map_err(|e| {
+                    ServerError::Config(format!("cannot create the bootstrap invite: {e:?}"))
+                })?;
+            state.store.commit().await?;
+            tls::write_private(
+                &keys.join("bootstrap-invite"),
+                format!("{url}\n").as_bytes(),
+            )?;
+            Some(url)
+        } else {
+            None
+        };
+        Ok(Self {
+            listener,
+            state,
+            tls: Arc::new(RwLock::new(loaded.config)),
+            fingerprint: loaded.fingerprint,
+            bootstrap_invite,
+        })
+    }
+
+    /// The public URL (`https://HOST:PORT`).
+    pub fn url(&self) -> &str {
+        &self.state.origin
+    }
+
+    /// Lower-case hex SHA-256 of the DER certificate, for clients to pin.
+    pub fn certificate_sha256(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The bootstrap invite URL, on a first start with an empty store.
+    pub fn bootstrap_invite(&self) -> Option<&str> {
+        self.bootstrap_invite.as_deref()
+    }
+
+    /// The router alone (no TLS), for tests that drive it directly.
+    pub fn router(&self) -> axum::Router {
+        routes::router(self.state.clone())
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
+    /// finish (up to 30 seconds). Reloads a configured certificate on SIGHUP.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
+        let listener = tokio::net::TcpListener::from_std(self.listener)?;
+        let service = TowerToHyperService::new(routes::router(self.state.clone()));
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(Duration::from_secs(60)));
+        let graceful = GracefulShutdown::new();
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let sweeper = tokio::spawn(sweep(self.state.clone()));
+        let reloader = tokio::spawn(reload_on_hangup(
+            self.state.settings.clone(),
+            self.tls.clone(),
+        ));
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                () = &mut shutdown => break,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                tracing::warn!("connection limit reached; dropping a connection");
+                continue;
+            };
+            let config = self
+                .tls
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            let acceptor = TlsAcceptor::from(config);
+            let service = service.clone();
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                let _slot = slot;
+                let stream =
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "tls handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                let service = hyper::service::service_fn(move |mut req| {
+                    req.extensions_mut().insert(Peer(peer));
+                    hyper::service::Service::call(&service, req)
+                });
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                if let Err(e) = watcher.watch(conn.into_owned()).await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        tracing::info!("shutting down: finishing in-flight requests");
+        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not finish in time");
+        }
+        sweeper.abort();
+        reloader.abort();
+        // Wait until the aborted tasks have dropped their store handles, so that the database
+        // is closed when `run` returns (an in-process restart can reopen it at once).
+        let _ = sweeper.await;
+        let _ = reloader.await;
+        self.state.store.commit().await?;
+        Ok(())
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn reload_on_hangup(settings: Arc<Config>, tls: Arc<RwLock<Arc<ServerConfig>>>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let (cert, key) = tls::paths(&settings);
+            match tls::load(&cert, &key, settings.tls12) {
+                Ok(loaded) => {
+                    *tls.write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = loaded.config;
+                    tracing::info!(certificate = %loaded.fingerprint, "reloaded the certificate");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "certificate reload failed; keeping the old one")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (settings, tls);
+    }
+}
+
+async fn sweep(state: AppState) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tick.tick().await;
+        let now = now();
+        let cutoff = now - i64::from(state.settings.upload_abandon_hours) * 3600;
+        let store = state.store.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            Ok::<_, StorageError>((store.delete_abandoned(cutoff)?, store.purge_expired(now)?))
+        })
+        .await;
+        match r {
+            Ok(Ok((uploads, expired))) => {
+                if uploads + expired > 0 {
+                    tracing::info!(
+                        uploads,
+                        expired,
+                        "swept abandoned uploads and expired records"
+                    );
+                    if let Err(e) = state.store.commit().await {
+                        tracing::error!(error = %e, "sweep flush failed");
+                    }
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "sweep failed"),
+            Err(e) => tracing::error!(error = %e, "sweep task failed"),
+        }
+    }
+}
+
+fn default_url(addr: SocketAddr) -> String {
+    let ip = if addr.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    format!("https://{}", SocketAddr::new(ip, addr.port()))
+}
+
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn sha256(b: &[u8]) -> [u8; 32] {
+    let d = digest::digest(&digest::SHA256, b);
+    let mut out = [0; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+pub(crate) fn random<const N: usize>() -> Result<[u8; N], ApiError> {
+    let mut out = [0u8; N];
+    SystemRandom::new()
+        .fill(&mut out)
+        .map_err(|_| ApiError::Internal("the system random generator failed".into()))?;
+    Ok(out)
+}
+
+/// Compares two secret digests in constant time (HMAC both, then `hmac::verify`).
+pub(crate) fn secret_matches(given: &[u8; 32], stored: &[u8; 32]) -> bool {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, b"attache secret comparison");
+    hmac::verify(&key, given, hmac::sign(&key, stored).as_ref()).is_ok()
+}
+
+/// Normalises and checks an email address (lower case, one `@`, no spaces or controls).
+pub(crate) fn valid_email(s: &str) -> Result<String, ApiError> {
+    let e = s.trim().to_lowercase();
+    let ok = e.len() <= MAX_EMAIL_LEN
+        && e.split('@').count() == 2
+        && e.split('@').all(|p| !p.is_empty())
+        && !e
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/');
+    if ok {
+        Ok(e)
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "not an email address (at most {MAX_EMAIL_LEN} bytes, one @)"
+        )))
+    }
+}
+
+pub(crate) fn account_view(a: &AccountRecord) -> Result<Account, ApiError> {
+    let keys = PublicKeys::from_bytes(&a.public_keys)
+        .map_err(|_| ApiError::Internal("stored public keys invalid".into()))?;
+    Ok(Account {
+        email: a.email.clone(),
+        name: a.name.clone(),
+        role: a.role,
+        public_keys: STANDARD.encode(keys.to_bytes()),
+        fingerprint: keys.fingerprint().to_string(),
+    })
+}

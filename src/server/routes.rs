@@ -1,0 +1,450 @@
+//! The one route table: every route, its authorization rule and its body limit, the router
+//! built from it, the OpenAPI document and `docs/API.md`.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use utoipa::OpenApi;
+
+use super::items::SEALED_CHUNK;
+use super::{AppState, accounts, items, messages};
+use crate::wire::api::MAX_CHUNKS_PER_REQUEST;
+
+/// Body limit of JSON routes.
+pub const JSON_LIMIT: usize = 64 * 1024;
+/// Body limit of a chunk upload: 16 full sealed chunks.
+pub const CHUNKS_LIMIT: usize = MAX_CHUNKS_PER_REQUEST * SEALED_CHUNK;
+/// Body limit of a commit: the largest manifest in base64 plus key packages.
+pub const COMMIT_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Routes limited per client address (see [`super::RateLimiter`]): sign-in, join, invites.
+const RATE_LIMITED: &[&str] = &[
+    "/v1/auth/challenge",
+    "/v1/auth/session",
+    "/v1/join",
+    "/v1/invites",
+];
+
+/// One row of the route table.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteInfo {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path, with `{params}`.
+    pub path: &'static str,
+    /// Who may call it.
+    pub auth: &'static str,
+    /// Largest request body accepted, in bytes (0: no body).
+    pub body_limit: usize,
+    /// What it does.
+    pub summary: &'static str,
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    auth: &'static str,
+    body_limit: usize,
+    summary: &'static str,
+) -> RouteInfo {
+    RouteInfo {
+        method,
+        path,
+        auth,
+        body_limit,
+        summary,
+    }
+}
+
+/// Every route the server answers.
+pub const ROUTES: &[RouteInfo] = &[
+    route("GET", "/healthz", "none", 0, "liveness: `ok`"),
+    route(
+        "GET",
+        "/metrics",
+        "none (bind the server to a private address or filter it at the proxy)",
+        0,
+        "Prometheus counters",
+    ),
+    route(
+        "GET",
+        "/v1/openapi.json",
+        "none",
+        0,
+        "this API as OpenAPI 3.1",
+    ),
+    route(
+        "GET",
+        "/i/{id}",
+        "none; consumes nothing",
+        0,
+        "the page an invite link opens: how to join",
+    ),
+    route(
+        "POST",
+        "/v1/join",
+        "the invite secret (single use, expiring); rate-limited per address",
+        JSON_LIMIT,
+        "consume an invite, register email, name and public keys",
+    ),
+    route(
+        "POST",
+        "/v1/auth/challenge",
+        "none; answered for any email; rate-limited per address",
+        JSON_LIMIT,
+        "a one-time sign-in challenge (2 minutes)",
+    ),
+    route(
+        "POST",
+        "/v1/auth/session",
+        "Ed25519 signature of the challenge by the account's key; rate-limited per address",
+        JSON_LIMIT,
+        "open a session",
+    ),
+    route("GET", "/v1/me", "session", 0, "the signed-in account"),
+    route(
+        "POST",
+        "/v1/invites",
+        "session; admin: any role; attorney, staff: client or cocounsel; rate-limited per address",
+        JSON_LIMIT,
+        "create an invite",
+    ),
+    route(
+        "GET",
+        "/v1/contacts",
+        "session; firm: everyone; client, cocounsel: firm users and correspondents",
+        0,
+        "accounts the caller may send to",
+    ),
+    route(
+        "GET",
+        "/v1/directory/{email}",
+        "session; same rule as contacts, else 404",
+        0,
+        "one account's public keys and fingerprint",
+    ),
+    route(
+        "POST",
+        "/v1/items",
+        "session",
+        JSON_LIMIT,
+        "start an upload (server assigns the item id)",
+    ),
+    route(
+        "PUT",
+        "/v1/items/{item}/chunks/{first}",
+        "session; uploader of the uncommitted item, else 404",
+        CHUNKS_LIMIT,
+        "append 1 to 16 sealed chunks at `received`",
+    ),
+    route(
+        "GET",
+        "/v1/items/{item}/upload",
+        "session; uploader of the uncommitted item, else 404",
+        0,
+        "upload state, to resume",
+    ),
+    route(
+        "POST",
+        "/v1/items/{item}/commit",
+        "session; uploader of the uncommitted item, else 404",
+        COMMIT_LIMIT,
+        "check the signed manifest against every chunk, store key packages",
+    ),
+    route(
+        "GET",
+        "/v1/items/{item}",
+        "session; holder of a key package for the committed item, else 404; audited",
+        0,
+        "preamble, manifest and the caller's key package",
+    ),
+    route(
+        "GET",
+        "/v1/items/{item}/chunks",
+        "session; holder of a key package for the committed item, else 404; audited",
+        0,
+        "stream the ciphertext from chunk `from`, or from byte START with `Range: bytes=START-` (206)",
+    ),
+    route(
+        "POST",
+        "/v1/messages",
+        "session; uploader of every item; each recipient holds key packages for all",
+        JSON_LIMIT,
+        "send a message",
+    ),
+    route(
+        "GET",
+        "/v1/messages",
+        "session; the caller's own boxes",
+        0,
+        "inbox or sent, newest first, paged",
+    ),
+    route(
+        "GET",
+        "/v1/messages/{id}",
+        "session; sender or recipient, else 404",
+        0,
+        "one message",
+    ),
+];
+
+/// The router for `state`: the route table above with its limits and the common layers.
+pub(crate) fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(openapi_json))
+        .route("/i/{id}", get(accounts::invite_page))
+        .route("/v1/join", post(accounts::join))
+        .route("/v1/auth/challenge", post(accounts::challenge))
+        .route("/v1/auth/session", post(accounts::session))
+        .route("/v1/me", get(accounts::me))
+        .route("/v1/invites", post(accounts::create_invite))
+        .route("/v1/contacts", get(accounts::contacts))
+        .route("/v1/directory/{email}", get(accounts::directory))
+        .route("/v1/items", post(items::create))
+        .route(
+            "/v1/items/{item}/chunks/{first}",
+            put(items::put_chunks).layer(DefaultBodyLimit::max(CHUNKS_LIMIT)),
+        )
+        .route("/v1/items/{item}/upload", get(items::upload_state))
+        .route(
+            "/v1/items/{item}/commit",
+            post(items::commit).layer(DefaultBodyLimit::max(COMMIT_LIMIT)),
+        )
+        .route("/v1/items/{item}", get(items::header))
+        .route("/v1/items/{item}/chunks", get(items::download))
+        .route("/v1/messages", post(messages::send).get(messages::list))
+        .route("/v1/messages/{id}", get(messages::read))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(JSON_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), common))
+        .with_state(state)
+}
+
+async fn not_found() -> super::error::ApiError {
+    super::error::ApiError::NotFound
+}
+
+/// Security headers, request metrics and the request log line (method, route, status, time:
+/// never a token, a query or a body).
+async fn common(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let limited = RATE_LIMITED.contains(&route.as_str())
+        && req
+            .extensions()
+            .get::<super::Peer>()
+            .is_some_and(|p| !s.limiter.allow(p.0.ip()));
+    let mut res = if limited {
+        super::error::ApiError::RateLimited.into_response()
+    } else {
+        match oversize(&method, &route, &req) {
+            Some(limit) => refuse_oversize(req, limit).await,
+            None => next.run(req).await,
+        }
+    };
+    if res.status().is_client_error() && !is_json(&res) {
+        res = as_error_body(res).await;
+    }
+    let status = res.status().as_u16();
+    s.metrics.request(&method, &route, status);
+    tracing::info!(
+        %method,
+        %route,
+        status,
+        micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
+    let h = res.headers_mut();
+    h.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.remove(header::SERVER);
+    res
+}
+
+fn is_json(res: &Response) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+}
+
+/// Turns axum's plain-text rejections (bad path or query, wrong method, wrong content type)
+/// into an `ErrorBody`, so every refusal has the same shape.
+async fn as_error_body(res: Response) -> Response {
+    let status = res.status();
+    let code = match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        _ => "refused",
+    };
+    let (parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let mut message: String = String::from_utf8_lossy(&text).chars().take(300).collect();
+    if message.is_empty() {
+        message = status.canonical_reason().unwrap_or("refused").to_owned();
+    }
+    let mut out = (
+        status,
+        axum::Json(crate::wire::api::ErrorBody {
+            error: code.into(),
+            message,
+        }),
+    )
+        .into_response();
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    out
+}
+
+/// The route's body limit, if the declared `Content-Length` exceeds it.
+fn oversize(method: &str, route: &str, req: &Request) -> Option<usize> {
+    let declared: u64 = req
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    let limit = ROUTES
+        .iter()
+        .find(|r| r.method == method && r.path == route)
+        // A route without a body keeps the router-wide JSON limit.
+        .map_or(JSON_LIMIT, |r| {
+            if r.body_limit == 0 {
+                JSON_LIMIT
+            } else {
+                r.body_limit
+            }
+        });
+    (declared > limit as u64).then_some(limit)
+}
+
+/// Answers 413 after reading and dropping the body (up to [`DRAIN_LIMIT`] bytes and
+/// [`DRAIN_TIME`]), so that a client still writing sees the answer instead of a reset.
+async fn refuse_oversize(req: Request, limit: usize) -> Response {
+    use futures_util::StreamExt;
+    let mut stream = req.into_body().into_data_stream();
+    let drain = async {
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = stream.next().await {
+            seen += frame.len();
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    tracing::debug!(limit, "refused an oversize body");
+    super::error::ApiError::TooLarge.into_response()
+}
+
+/// Most bytes of an oversize body read before answering 413.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+/// Longest time spent reading an oversize body before answering 413.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "`ok`", content_type = "text/plain")))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Prometheus counters.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(s.store.flush_stats()),
+    )
+        .into_response()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "OpenAPI 3.1 JSON", content_type = "application/json")))]
+async fn openapi_json() -> Response {
+    axum::Json(ApiDoc::openapi()).into_response()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Attache", description = "End-to-end encrypted document and message exchange: the server stores only ciphertext."),
+    paths(
+        healthz, metrics, openapi_json,
+        accounts::invite_page, accounts::join, accounts::challenge, accounts::session,
+        accounts::me, accounts::create_invite, accounts::contacts, accounts::directory,
+        items::create, items::put_chunks, items::upload_state, items::commit, items::header,
+        items::download,
+        messages::send, messages::list, messages::read,
+    ),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document of the whole API, generated from the handlers and the wire types.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// `docs/API.md`, generated from [`ROUTES`]; a test checks the file matches.
+pub fn api_markdown() -> String {
+    let mut out = String::from(
+        "# Attache HTTP API\n\n\
+<!-- Generated by `attache::server::api_markdown()`; do not edit by hand. -->\n\n\
+JSON over HTTPS. Request and response bodies are the types in `src/wire/api.rs`; the full \
+schema is served at `/v1/openapi.json`. Authenticated routes take \
+`Authorization: Bearer TOKEN` from `POST /v1/auth/session`; a missing, bad or expired session \
+is `401 {\"error\":\"unauthorized\"}`. A refusal for an object never tells whether it exists: \
+both are `404 not_found`. Every error body is `ErrorBody {error, message}`. Malformed JSON is \
+`400 bad_request`, a body over the limit `413 too_large`.\n\n\
+| method | path | who may call it | body limit | what it does |\n\
+| --- | --- | --- | --- | --- |\n",
+    );
+    for r in ROUTES {
+        let limit = if r.body_limit == 0 {
+            "none".to_owned()
+        } else {
+            format!("{} bytes", r.body_limit)
+        };
+        out.push_str(&format!(
+            "| {} | `{}` | {} | {} | {} |\n",
+            r.method, r.path, r.auth, limit, r.summary
+        ));
+    }
+    out
+}

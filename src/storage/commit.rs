@@ -1,0 +1,191 @@
+//! Group commit: every acknowledged write waits for one shared flush, which is made as strong
+//! as `fsync` (see `docs/STORAGE.md`: sled 0.34's flush issues only `sync_file_range` on
+//! Linux and never syncs its blob files).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::StorageError;
+
+/// A request for durability. It carries its own handle on the database, so that the commit
+/// task holds none between flushes and the database closes when the last `Store` is dropped.
+struct Waiter {
+    done: oneshot::Sender<Result<(), String>>,
+    db: sled::Db,
+}
+
+/// Counters of the group-commit task.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlushStats {
+    /// Flushes run.
+    pub flushes: u64,
+    /// Commit requests served (each waited for one flush).
+    pub commits: u64,
+    /// Total time spent flushing, in microseconds.
+    pub flush_micros: u64,
+    /// Flushes that failed.
+    pub failures: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    flushes: AtomicU64,
+    commits: AtomicU64,
+    flush_micros: AtomicU64,
+    failures: AtomicU64,
+}
+
+/// The handle requests use to wait for durability.
+#[derive(Clone)]
+pub(super) struct Committer {
+    db: sled::Db,
+    tx: mpsc::UnboundedSender<Waiter>,
+    counters: Arc<Counters>,
+}
+
+impl Committer {
+    pub(super) fn start(db: sled::Db, dir: &Path) -> Result<Self, StorageError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let counters = Arc::new(Counters::default());
+        let syncer = Syncer::open(dir)?;
+        tokio::spawn(run(rx, syncer, counters.clone()));
+        Ok(Self { db, tx, counters })
+    }
+
+    pub(super) async fn commit(&self) -> Result<(), StorageError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Waiter {
+                done: tx,
+                db: self.db.clone(),
+            })
+            .map_err(|_| StorageError::CommitStopped)?;
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StorageError::Io(std::io::Error::other(e))),
+            Err(_) => Err(StorageError::CommitStopped),
+        }
+    }
+
+    pub(super) fn stats(&self) -> FlushStats {
+        FlushStats {
+            flushes: self.counters.flushes.load(Ordering::Relaxed),
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            flush_micros: self.counters.flush_micros.load(Ordering::Relaxed),
+            failures: self.counters.failures.load(Ordering::Relaxed),
+        }
+    }
+}
+
+async fn run(mut rx: mpsc::UnboundedReceiver<Waiter>, mut syncer: Syncer, counters: Arc<Counters>) {
+    while let Some(first) = rx.recv().await {
+        // Everyone who asked before this flush starts shares it: their writes are already in
+        // sled's buffers.
+        let db = first.db;
+        let mut waiters = vec![first.done];
+        while let Ok(w) = rx.try_recv() {
+            waiters.push(w.done);
+        }
+        let started = Instant::now();
+        // The blocking `flush` (not `flush_async`, whose sled worker thread keeps a handle on
+        // the database for a moment after answering) and our syncs, on one blocking thread;
+        // the handle is dropped before anyone is answered, so the database closes as soon as
+        // the last `Store` goes.
+        let r = tokio::task::spawn_blocking(move || {
+            let r = db
+                .flush()
+                .map_err(|e| e.to_string())
+                .and_then(|_| syncer.sync().map_err(|e| e.to_string()));
+            drop(db);
+            (syncer, r)
+        })
+        .await;
+        let result = match r {
+            Ok((s, r)) => {
+                syncer = s;
+                r
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the sync task failed; stopping commits");
+                for w in waiters {
+                    let _ = w.send(Err("sync task failed".into()));
+                }
+                return;
+            }
+        };
+        counters.flushes.fetch_add(1, Ordering::Relaxed);
+        counters
+            .commits
+            .fetch_add(waiters.len() as u64, Ordering::Relaxed);
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        counters.flush_micros.fetch_add(micros, Ordering::Relaxed);
+        if let Err(e) = &result {
+            counters.failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "flush failed");
+        }
+        for w in waiters {
+            let _ = w.send(result.clone());
+        }
+    }
+}
+
+/// Closes the gap between sled's flush and `fsync`: `fsync` of the log file (its size and the
+/// drive's write cache) and of every new or grown blob file and the blob directory.
+struct Syncer {
+    db_file: File,
+    dir: PathBuf,
+    blobs_dir: PathBuf,
+    synced: HashMap<std::ffi::OsString, u64>,
+}
+
+impl Syncer {
+    fn open(dir: &Path) -> Result<Self, StorageError> {
+        Ok(Self {
+            db_file: File::open(dir.join("db"))?,
+            dir: dir.to_path_buf(),
+            blobs_dir: dir.join("blobs"),
+            synced: HashMap::new(),
+        })
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.db_file.sync_all()?;
+        let entries = match std::fs::read_dir(&self.blobs_dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut seen = HashMap::with_capacity(self.synced.len());
+        let mut any_new = false;
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let len = match entry.metadata() {
+                Ok(m) => m.len(),
+                // Deleted by sled's garbage collection while we listed.
+                Err(_) => continue,
+            };
+            if self.synced.get(&name) != Some(&len) {
+                match File::open(entry.path()) {
+                    Ok(f) => f.sync_all()?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                }
+                any_new = true;
+            }
+            seen.insert(name, len);
+        }
+        self.synced = seen;
+        if any_new {
+            File::open(&self.blobs_dir)?.sync_all()?;
+            File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,283 @@
+//! The whole product as a new user runs it: the real `attache` binary serving HTTPS on
+//! 127.0.0.1 with sled on disk, and the real binary as the attorney's and the client's CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+use crate::support::{content, free_port, start_server, temp_dir};
+
+const PASSPHRASE: &str = "a long and careful passphrase";
+
+/// One person's CLI: their own `ATTACHE_HOME`.
+struct User {
+    home: PathBuf,
+}
+
+impl User {
+    fn new(root: &Path, name: &str) -> Self {
+        let home = root.join(name);
+        std::fs::create_dir_all(&home).unwrap();
+        Self { home }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_attache"))
+            .env("ATTACHE_HOME", &self.home)
+            .env("ATTACHE_PASSPHRASE", PASSPHRASE)
+            .env_remove("ATTACHE_KEY")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a command that must succeed and returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "attache {args:?} failed ({:?}):\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let text = self.ok(args);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
+    }
+
+    /// Runs a command that must fail; returns (exit code, stderr).
+    fn fails(&self, args: &[&str]) -> (i32, String) {
+        let out = self.run(args);
+        assert!(!out.status.success(), "attache {args:?} should have failed");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+fn invite_url(output: &str) -> String {
+    output
+        .split_whitespace()
+        .find(|w| w.starts_with("https://") && w.contains("/i/") && w.contains('#'))
+        .unwrap_or_else(|| panic!("no invite URL in {output:?}"))
+        .to_owned()
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn attorney_and_client_exchange_documents_and_the_server_holds_no_plaintext() {
+    let root = temp_dir();
+    let root = root.path();
+    let port = free_port();
+    let server = start_server(root, port);
+    assert_eq!(server.url, format!("https://127.0.0.1:{port}"));
+    assert!(
+        server.certificate.starts_with("sha256:"),
+        "{}",
+        server.certificate
+    );
+    let bootstrap = server
+        .bootstrap
+        .clone()
+        .expect("a bootstrap invite on first start");
+
+    // The attorney joins with the bootstrap invite, pinning the printed certificate.
+    let attorney = User::new(root, "attorney");
+    attorney.ok(&[
+        "join",
+        &bootstrap,
+        "--email",
+        "ada@firm.example",
+        "--name",
+        "Ada Attorney",
+        "--cert-fingerprint",
+        &server.certificate,
+    ]);
+    let me = attorney.json(&["whoami", "--json"]);
+    assert_eq!(me["email"], "ada@firm.example");
+    assert_eq!(me["role"], "admin");
+
+    // A bootstrap invite works once.
+    let (_, err) = User::new(root, "mallory").fails(&[
+        "join",
+        &bootstrap,
+        "--email",
+        "mallory@example.com",
+        "--cert-fingerprint",
+        &server.certificate,
+    ]);
+    assert!(err.contains("invite"), "{err}");
+
+    // The attorney invites a client, who joins.
+    let invite = attorney.ok(&[
+        "invite",
+        "carol@client.example",
+        "--role",
+        "client",
+        "--name",
+        "Carol Client",
+    ]);
+    let client_url = invite_url(&invite);
+    let client = User::new(root, "client");
+    client.ok(&[
+        "join",
+        &client_url,
+        "--cert-fingerprint",
+        &server.certificate,
+    ]);
+    assert_eq!(client.json(&["whoami", "--json"])["role"], "client");
+    let (_, err) = User::new(root, "late").fails(&[
+        "join",
+        &client_url,
+        "--cert-fingerprint",
+        &server.certificate,
+    ]);
+    assert!(err.contains("invite"), "{err}");
+
+    // Two documents, one over 10 MiB, each with a marker that must never reach the disk.
+    let docs = root.join("outgoing");
+    std::fs::create_dir_all(&docs).unwrap();
+    let marker = "MARKER-7f3a9c-PRIVILEGED";
+    let mut big = content(10 * 1024 * 1024 + 12_345, 21);
+    big[5_000_000..5_000_000 + marker.len()].copy_from_slice(marker.as_bytes());
+    let small = format!("Settlement terms. {marker} The figure is 1,250,000.").into_bytes();
+    std::fs::write(docs.join("Settlement-Draft-v3.pdf"), &big).unwrap();
+    std::fs::write(docs.join("Engagement-Letter.txt"), &small).unwrap();
+    let subject = "Confidential: Doe settlement draft";
+    let body = "Carol, the draft settlement is attached. Please review clause 4.";
+    let sent = attorney.json(&[
+        "send",
+        "--to",
+        "carol@client.example",
+        "--subject",
+        subject,
+        "--body",
+        body,
+        docs.join("Settlement-Draft-v3.pdf").to_str().unwrap(),
+        docs.join("Engagement-Letter.txt").to_str().unwrap(),
+        "--json",
+    ]);
+    let id = sent["id"].as_str().unwrap().to_owned();
+
+    // The server is killed and restarted: what it acknowledged is still there.
+    drop(server);
+    let server = start_server(root, port);
+
+    let inbox = client.json(&["inbox", "--json"]);
+    let listed = inbox.as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{inbox}");
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["from"], "ada@firm.example");
+    assert_eq!(listed[0]["subject"], subject);
+
+    let read = client.json(&["read", &id, "--json"]);
+    assert_eq!(read["body"], body);
+    assert_eq!(read["verified"], true);
+
+    let inbound = root.join("inbound");
+    std::fs::create_dir_all(&inbound).unwrap();
+    client.ok(&["download", &id, "--out", inbound.to_str().unwrap()]);
+    assert!(std::fs::read(inbound.join("Settlement-Draft-v3.pdf")).unwrap() == big);
+    assert_eq!(
+        std::fs::read(inbound.join("Engagement-Letter.txt")).unwrap(),
+        small
+    );
+
+    // The client replies; the attorney reads the reply in the same thread.
+    let reply_body = "Thank you. Clause 4 is fine; I will sign on Friday.";
+    let reply = client.json(&["reply", &id, "--body", reply_body, "--json"]);
+    let reply_id = reply["id"].as_str().unwrap();
+    let attorney_inbox = attorney.json(&["inbox", "--json"]);
+    assert_eq!(
+        attorney_inbox.as_array().unwrap().len(),
+        1,
+        "{attorney_inbox}"
+    );
+    let got = attorney.json(&["read", reply_id, "--json"]);
+    assert_eq!(got["body"], reply_body);
+    assert_eq!(got["thread"], read["thread"]);
+    assert_eq!(got["verified"], true);
+    let sent_box = attorney.json(&["inbox", "--sent", "--json"]);
+    assert_eq!(sent_box.as_array().unwrap().len(), 1);
+
+    // A stranger (another client of the firm) can neither list nor read nor download it.
+    let invite = attorney.ok(&["invite", "dave@other.example", "--role", "client"]);
+    let stranger = User::new(root, "stranger");
+    stranger.ok(&[
+        "join",
+        &invite_url(&invite),
+        "--cert-fingerprint",
+        &server.certificate,
+    ]);
+    assert_eq!(
+        stranger
+            .json(&["inbox", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let (_, err) = stranger.fails(&["read", &id]);
+    assert!(err.contains("not found"), "{err}");
+    let (_, err) = stranger.fails(&["download", &id, "--out", inbound.to_str().unwrap()]);
+    assert!(err.contains("not found"), "{err}");
+
+    // Nothing privileged on the server's disk: subject, body, file names, reply, marker.
+    drop(server);
+    let needles: Vec<&[u8]> = vec![
+        subject.as_bytes(),
+        body.as_bytes(),
+        reply_body.as_bytes(),
+        b"Settlement-Draft-v3",
+        b"Engagement-Letter",
+        marker.as_bytes(),
+        b"Doe settlement",
+        b"clause 4",
+    ];
+    let mut scanned = 0;
+    let mut hits = Vec::new();
+    for path in files_under(&root.join("data"))
+        .into_iter()
+        .chain(files_under(&root.join("keys")))
+    {
+        let bytes = std::fs::read(&path).unwrap();
+        scanned += bytes.len();
+        for needle in &needles {
+            if bytes.windows(needle.len()).any(|w| w == *needle) {
+                hits.push(format!(
+                    "{} contains {:?}",
+                    path.display(),
+                    String::from_utf8_lossy(needle)
+                ));
+            }
+        }
+    }
+    println!(
+        "plaintext scan: {scanned} bytes of server data, {} hits",
+        hits.len()
+    );
+    assert!(
+        scanned > 10 * 1024 * 1024,
+        "the ciphertext is on disk ({scanned} bytes)"
+    );
+    assert!(hits.is_empty(), "{hits:#?}");
+}
