@@ -281,3 +281,125 @@ fn attorney_and_client_exchange_documents_and_the_server_holds_no_plaintext() {
     );
     assert!(hits.is_empty(), "{hits:#?}");
 }
+
+/// A firm user and a client who have joined one server.
+fn firm_and_client(root: &Path, server: &crate::support::Server) -> (User, User) {
+    let attorney = User::new(root, "attorney");
+    attorney.ok(&[
+        "join",
+        server.bootstrap.as_deref().unwrap(),
+        "--email",
+        "ada@firm.example",
+        "--cert-fingerprint",
+        &server.certificate,
+    ]);
+    let invite = attorney.ok(&["invite", "carol@client.example", "--role", "client"]);
+    let client = User::new(root, "client");
+    client.ok(&[
+        "join",
+        &invite_url(&invite),
+        "--cert-fingerprint",
+        &server.certificate,
+    ]);
+    (attorney, client)
+}
+
+#[test]
+fn a_chunk_altered_in_storage_is_refused_by_the_reader() {
+    let root = temp_dir();
+    let root = root.path();
+    let port = free_port();
+    let server = start_server(root, port);
+    let (attorney, client) = firm_and_client(root, &server);
+    let doc = root.join("exhibit.bin");
+    std::fs::write(&doc, content(200_000, 8)).unwrap();
+    let sent = attorney.json(&[
+        "send",
+        "--to",
+        "carol@client.example",
+        "--subject",
+        "Exhibit",
+        doc.to_str().unwrap(),
+        "--json",
+    ]);
+    let id = sent["id"].as_str().unwrap().to_owned();
+    let listed = client.json(&["inbox", "--json"]);
+    let item_hex = listed[0]["documents"][0]["item"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let item: [u8; 16] = attache::wire::from_hex(&item_hex)
+        .unwrap()
+        .try_into()
+        .unwrap();
+
+    // Stop the server and flip one byte of chunk 1 in the store, as a thief or a failing disk
+    // might.
+    drop(server);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = attache::storage::Store::open(&root.join("data"), 8 << 20).unwrap();
+        let mut chunk = store.blobs().chunk(&item, 1).unwrap().unwrap();
+        chunk[1000] ^= 0x04;
+        store.blobs().put_chunk(&item, 1, &chunk).unwrap();
+        store.commit().await.unwrap();
+    });
+    drop(runtime);
+
+    let _server = start_server(root, port);
+    let out = root.join("in");
+    std::fs::create_dir_all(&out).unwrap();
+    let (code, err) = client.fails(&["download", &id, "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("chunk 1 does not match the signed manifest"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&out).unwrap().count(),
+        0,
+        "nothing released"
+    );
+}
+
+#[test]
+fn a_changed_contact_key_is_refused_for_sending() {
+    let root = temp_dir();
+    let root = root.path();
+    let server = start_server(root, free_port());
+    let (attorney, _client) = firm_and_client(root, &server);
+    attorney.ok(&[
+        "send",
+        "--to",
+        "carol@client.example",
+        "--body",
+        "first contact",
+    ]);
+    let contacts = attorney.json(&["contacts", "--json"]);
+    let carol = contacts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["email"] == "carol@client.example")
+        .unwrap()
+        .clone();
+    assert_eq!(carol["key_changed"], false);
+
+    // Pretend the pinned key was another one: the server's key now differs from the pin.
+    let path = attorney.home.join("contacts.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let other = attache::crypto::Identity::generate().unwrap();
+    let other_keys = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(other.public().to_bytes())
+    };
+    let start = text.find("public_keys = \"").unwrap() + "public_keys = \"".len();
+    let end = start + text[start..].find('"').unwrap();
+    let edited = format!("{}{}{}", &text[..start], other_keys, &text[end..]);
+    std::fs::write(&path, edited).unwrap();
+
+    let (code, err) = attorney.fails(&["send", "--to", "carol@client.example", "--body", "again"]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("carol@client.example"), "{err}");
+    assert!(err.contains("attache verify"), "{err}");
+}
