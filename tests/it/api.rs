@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
 
-use crate::support::{Server, free_port, start_server, temp_dir};
+use crate::support::{Server, free_port, start_server, start_server_with, temp_dir};
 
 /// A client for a test server's self-signed certificate. (The product's client pins the
 /// certificate's digest instead; here the test talks to a server it just started.)
@@ -195,4 +195,28 @@ fn invites_are_consumed_only_by_post() {
 fn base64_of(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[test]
+fn an_expired_invite_is_refused() {
+    let root = temp_dir();
+    // Invites that expire the moment they are made (set through the environment).
+    let server = start_server_with(root.path(), free_port(), &[("ATTACHE_INVITE_DAYS", "0")]);
+    let bootstrap = server.bootstrap.clone().unwrap();
+    let (path, secret) = bootstrap.split_once('#').unwrap();
+    let id = path.rsplit('/').next().unwrap();
+    let r = http()
+        .post(format!("{}/v1/join", server.url))
+        .json(&json!({
+            "invite_id": id,
+            "secret": secret,
+            "email": "ada@firm.example",
+            "name": null,
+            "public_keys": base64_of(attache::crypto::Identity::generate().unwrap().public().to_bytes().as_slice()),
+        }))
+        .send()
+        .unwrap();
+    let (status, body) = error_of(r);
+    assert_eq!(status, StatusCode::GONE, "{body}");
+    assert_eq!(body["error"], "invite_expired");
 }

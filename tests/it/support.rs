@@ -81,7 +81,13 @@ pub(crate) fn free_port() -> u16 {
 
 /// Starts the server and reads its announced lines (no sleeping: the lines arrive when ready).
 pub(crate) fn start_server(root: &Path, port: u16) -> Server {
+    start_server_with(root, port, &[])
+}
+
+/// [`start_server`] with extra `ATTACHE_*` settings in the environment.
+pub(crate) fn start_server_with(root: &Path, port: u16, env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_attache"))
+        .envs(env.iter().copied())
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data")
         .arg(root.join("data"))
