@@ -64,6 +64,8 @@ pub mod client;
 pub mod container;
 pub mod crypto;
 #[cfg(feature = "server")]
+pub mod mail;
+#[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]
 pub mod storage;

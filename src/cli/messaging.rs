@@ -210,6 +210,9 @@ fn run_inner(command: Command) -> Result<()> {
                 "the link is valid until {} and works once; pass it to {email} privately",
                 format_time(invite.expires_at)
             );
+            if invite.emailed {
+                eprintln!("the server has also emailed the link to {email}");
+            }
             Ok(())
         }
         Command::Contacts { json } => {

@@ -41,7 +41,8 @@ struct Cli {
 enum Command {
     /// Run the server.
     #[cfg(feature = "server")]
-    Serve(serve::ServeArgs),
+    // Boxed: the server's many settings would make every other command's value as large.
+    Serve(Box<serve::ServeArgs>),
     /// Messaging with an Attache server.
     #[command(flatten)]
     Messaging(messaging::Command),
@@ -141,7 +142,7 @@ pub(crate) fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         #[cfg(feature = "server")]
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Messaging(command) => messaging::run(command),
         Command::Identity(IdentityCommand::New { key, work_factor }) => {
             identity_new(&key, work_factor)

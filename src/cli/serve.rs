@@ -9,6 +9,7 @@ use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use attache::mail::MailSettings;
 use attache::server::{Config, Server, shutdown_signal};
 use clap::ValueEnum;
 use serde::Deserialize;
@@ -60,6 +61,46 @@ pub(crate) struct ServeArgs {
     /// Log format on stderr [default: text]. `RUST_LOG` sets the level (default `info`).
     #[arg(long, env = "ATTACHE_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
+    /// Mail relay for notices: smtp://HOST:PORT (STARTTLS required), smtps://HOST:PORT
+    /// (implicit TLS) or smtp+insecure://HOST:PORT (no TLS). Without it, notices are written
+    /// as .eml files to --mail-dir.
+    #[arg(long, env = "ATTACHE_SMTP", value_name = "URL")]
+    smtp: Option<String>,
+    /// SMTP AUTH user name (with --smtp-password-file).
+    #[arg(long, env = "ATTACHE_SMTP_USER", value_name = "NAME")]
+    smtp_user: Option<String>,
+    /// A file holding the SMTP AUTH password (one line).
+    #[arg(long, env = "ATTACHE_SMTP_PASSWORD_FILE", value_name = "FILE")]
+    smtp_password_file: Option<PathBuf>,
+    /// A PEM CA certificate to trust for the relay (private CA or self-signed relay).
+    #[arg(long, env = "ATTACHE_SMTP_CA", value_name = "FILE")]
+    smtp_ca: Option<PathBuf>,
+    /// Folder for .eml notices when no --smtp is set [default: DATA/mail].
+    #[arg(long, env = "ATTACHE_MAIL_DIR", value_name = "DIR")]
+    mail_dir: Option<PathBuf>,
+    /// From address of notices [default: attache@HOST of the public URL].
+    #[arg(long, env = "ATTACHE_MAIL_FROM", value_name = "ADDRESS")]
+    mail_from: Option<String>,
+    /// The firm's display name in notices [default: Attache].
+    #[arg(long, env = "ATTACHE_FIRM_NAME", value_name = "NAME")]
+    firm_name: Option<String>,
+    /// Notices to one person within this many seconds become one email; 0 disables
+    /// [default: 120].
+    #[arg(long, env = "ATTACHE_NOTICE_WINDOW", value_name = "SECONDS")]
+    notice_window: Option<u64>,
+    /// Remind the firm when a client's message waited this many hours without a reply
+    /// (fractions allowed) [default: 24].
+    #[arg(long, env = "ATTACHE_REPLY_TARGET", value_name = "HOURS")]
+    reply_target: Option<f64>,
+    /// DKIM private key, PEM (RSA PKCS#1 or Ed25519 PKCS#8); with --dkim-selector.
+    #[arg(long, env = "ATTACHE_DKIM_KEY", value_name = "FILE")]
+    dkim_key: Option<PathBuf>,
+    /// DKIM selector (the DNS name under _domainkey).
+    #[arg(long, env = "ATTACHE_DKIM_SELECTOR", value_name = "S")]
+    dkim_selector: Option<String>,
+    /// DKIM signing domain [default: the domain of --mail-from].
+    #[arg(long, env = "ATTACHE_DKIM_DOMAIN", value_name = "D")]
+    dkim_domain: Option<String>,
 }
 
 /// Log line format.
@@ -89,6 +130,18 @@ struct FileSettings {
     session_hours: Option<u32>,
     upload_abandon_hours: Option<u32>,
     log_format: Option<LogFormat>,
+    smtp: Option<String>,
+    smtp_user: Option<String>,
+    smtp_password_file: Option<PathBuf>,
+    smtp_ca: Option<PathBuf>,
+    mail_dir: Option<PathBuf>,
+    mail_from: Option<String>,
+    firm_name: Option<String>,
+    notice_window: Option<u64>,
+    reply_target: Option<f64>,
+    dkim_key: Option<PathBuf>,
+    dkim_selector: Option<String>,
+    dkim_domain: Option<String>,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -102,6 +155,39 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
         .listen
         .or(file.listen)
         .unwrap_or_else(|| "127.0.0.1:8443".to_owned());
+    let smtp_password = match args.smtp_password_file.or(file.smtp_password_file) {
+        Some(path) => Some(
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read --smtp-password-file {}", path.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let mail_defaults = defaults.mail.clone();
+    let mail = MailSettings {
+        smtp: args.smtp.or(file.smtp),
+        smtp_user: args.smtp_user.or(file.smtp_user),
+        smtp_password,
+        smtp_ca: args.smtp_ca.or(file.smtp_ca),
+        mail_dir: args.mail_dir.or(file.mail_dir),
+        mail_from: args.mail_from.or(file.mail_from),
+        firm_name: args
+            .firm_name
+            .or(file.firm_name)
+            .unwrap_or(mail_defaults.firm_name),
+        notice_window_secs: args
+            .notice_window
+            .or(file.notice_window)
+            .unwrap_or(mail_defaults.notice_window_secs),
+        reply_target_hours: args
+            .reply_target
+            .or(file.reply_target)
+            .unwrap_or(mail_defaults.reply_target_hours),
+        dkim_key: args.dkim_key.or(file.dkim_key),
+        dkim_selector: args.dkim_selector.or(file.dkim_selector),
+        dkim_domain: args.dkim_domain.or(file.dkim_domain),
+    };
     let config = Config {
         data: args.data.or(file.data).unwrap_or(defaults.data),
         keys: args.keys.or(file.keys).unwrap_or(defaults.keys),
@@ -126,6 +212,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
             .upload_abandon_hours
             .or(file.upload_abandon_hours)
             .unwrap_or(defaults.upload_abandon_hours),
+        mail,
     };
     let log_format = args
         .log_format

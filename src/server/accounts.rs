@@ -43,7 +43,15 @@ pub(crate) async fn create_invite(
     let (url, expires_at) =
         new_invite(&s, Some(email), name, req.role, Some(&caller.account.email))?;
     s.store.commit().await?;
-    Ok((StatusCode::CREATED, axum::Json(Invite { url, expires_at })))
+    s.outbox.wake();
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(Invite {
+            url,
+            expires_at,
+            emailed: true,
+        }),
+    ))
 }
 
 /// Stores a new invite and returns its URL (with the secret) and expiry.
@@ -66,16 +74,25 @@ pub(crate) fn new_invite(
         expires_at,
         used: false,
     };
-    s.store.put_invite(&id, &record)?;
-    if let Some(by) = invited_by {
-        s.store.audit(now(), by, "invite.create", &to_hex(&id))?;
-    }
     let url = format!(
         "{}/i/{}#{}",
         s.origin,
         to_hex(&id),
         URL_SAFE_NO_PAD.encode(secret)
     );
+    // An invite for a named address from a person is emailed, in the same transaction.
+    let notice = match (&record.email, invited_by) {
+        (Some(to), Some(by)) => {
+            let by_name = s.store.account(by)?.map(|a| a.name).unwrap_or_default();
+            Some(s.outbox.invite_notice(to, &url, by, &by_name, expires_at)?)
+        }
+        _ => None,
+    };
+    s.store
+        .put_invite_with_notice(&id, &record, notice.as_ref())?;
+    if let Some(by) = invited_by {
+        s.store.audit(now(), by, "invite.create", &to_hex(&id))?;
+    }
     Ok((url, expires_at))
 }
 

@@ -10,7 +10,7 @@ use super::extract::{Caller, Json, parse_id};
 use super::{AppState, now, random, valid_email};
 use crate::storage::MessageRecord;
 use crate::wire::api::{
-    DocumentRef, ErrorBody, MAX_DOCUMENTS, MAX_PAGE, MAX_RECIPIENTS, Message, MessageList,
+    DocumentRef, ErrorBody, MAX_DOCUMENTS, MAX_PAGE, MAX_RECIPIENTS, Message, MessageList, Role,
     SendMessage,
 };
 use crate::wire::{from_hex, to_hex};
@@ -92,8 +92,17 @@ pub(crate) async fn send(
         item: item_id,
         documents,
     };
-    s.store.put_message(&record)?;
+    let mut notices = s.outbox.message_notices(&record.id, &record.to)?;
+    if caller.account.role == Role::Client {
+        for t in &record.to {
+            if s.store.account(t)?.is_some_and(|a| a.role != Role::Client) {
+                notices.push(s.outbox.reply_reminder(&record.id, t)?);
+            }
+        }
+    }
+    s.store.put_message_with_notices(&record, &notices)?;
     s.store.commit().await?;
+    s.outbox.wake();
     s.metrics.message_sent();
     Ok((StatusCode::CREATED, axum::Json(view(&record))))
 }

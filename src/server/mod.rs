@@ -62,7 +62,7 @@ const MAX_CONNECTIONS: usize = 1024;
 /// How often expired records and abandoned uploads are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
-/// Settings of the server. No field is secret (the TLS key is a path), so `Debug` shows all.
+/// Settings of the server. The one secret, the SMTP password in `mail`, is redacted in `Debug`.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Database folder (sled).
@@ -87,6 +87,8 @@ pub struct Config {
     pub session_hours: u32,
     /// Uncommitted uploads idle this long are deleted.
     pub upload_abandon_hours: u32,
+    /// Email notices: relay, sender, firm name, coalescing window, DKIM.
+    pub mail: crate::mail::MailSettings,
 }
 
 impl Default for Config {
@@ -103,6 +105,7 @@ impl Default for Config {
             session_idle_minutes: 60,
             session_hours: 12,
             upload_abandon_hours: 24,
+            mail: crate::mail::MailSettings::default(),
         }
     }
 }
@@ -133,6 +136,8 @@ pub(crate) struct AppState {
     pub(crate) origin: String,
     pub(crate) metrics: Arc<metrics::Metrics>,
     pub(crate) limiter: Arc<RateLimiter>,
+    /// The notice outbox's wake-up signal and counters.
+    pub(crate) outbox: crate::mail::Outbox,
     uploads: Arc<Mutex<HashSet<[u8; 16]>>>,
 }
 
@@ -212,6 +217,7 @@ pub struct Server {
     tls: Arc<RwLock<Arc<ServerConfig>>>,
     fingerprint: String,
     bootstrap_invite: Option<String>,
+    mailer: Arc<crate::mail::Mailer>,
 }
 
 impl std::fmt::Debug for Server {
@@ -244,12 +250,16 @@ impl Server {
         };
         let store = Store::open(&config.data, config.cache_mb.saturating_mul(1 << 20))?;
         let keys = config.keys.clone();
+        let mailer = crate::mail::Mailer::new(&config.mail, &origin, &config.data)
+            .map_err(|e| ServerError::Config(e.to_string()))?;
+        let outbox = crate::mail::Outbox::new(&config.mail);
         let state = AppState {
             store,
             settings: Arc::new(config),
             origin,
             metrics: Arc::default(),
             limiter: Arc::default(),
+            outbox,
             uploads: Arc::default(),
         };
         let bootstrap_invite = if state.store.is_empty()? {
@@ -272,6 +282,7 @@ impl Server {
             tls: Arc::new(RwLock::new(loaded.config)),
             fingerprint: loaded.fingerprint,
             bootstrap_invite,
+            mailer: Arc::new(mailer),
         })
     }
 
@@ -312,6 +323,12 @@ impl Server {
         let graceful = GracefulShutdown::new();
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let sweeper = tokio::spawn(sweep(self.state.clone()));
+        let notices = tokio::spawn(crate::mail::run(
+            self.state.store.clone(),
+            self.mailer.clone(),
+            self.state.outbox.clone(),
+            self.state.origin.clone(),
+        ));
         let reloader = tokio::spawn(reload_on_hangup(
             self.state.settings.clone(),
             self.tls.clone(),
@@ -374,10 +391,12 @@ impl Server {
         }
         sweeper.abort();
         reloader.abort();
+        notices.abort();
         // Wait until the aborted tasks have dropped their store handles, so that the database
         // is closed when `run` returns (an in-process restart can reopen it at once).
         let _ = sweeper.await;
         let _ = reloader.await;
+        let _ = notices.await;
         self.state.store.commit().await?;
         Ok(())
     }

@@ -377,7 +377,7 @@ async fn healthz() -> &'static str {
 async fn metrics(State(s): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.metrics.render(s.store.flush_stats()),
+        s.metrics.render(s.store.flush_stats()) + &s.outbox.render_metrics(),
     )
         .into_response()
 }

@@ -8,6 +8,7 @@
 
 mod blobs;
 mod commit;
+mod outbox;
 mod records;
 
 use std::path::Path;
@@ -20,6 +21,7 @@ use sled::Transactional;
 
 pub use blobs::{BlobStore, SledBlobs};
 pub use commit::FlushStats;
+pub use outbox::{NoticeKind, NoticeRecord, NoticeState};
 pub use records::{
     AccountRecord, AuditEntry, ChallengeRecord, InviteRecord, ItemRecord, MessageRecord,
     SessionRecord,
@@ -75,6 +77,7 @@ pub struct Store {
     sent: sled::Tree,
     contacts: sled::Tree,
     audit: sled::Tree,
+    outbox: sled::Tree,
     blobs: SledBlobs,
     audit_head: Arc<Mutex<AuditHead>>,
     committer: commit::Committer,
@@ -127,6 +130,7 @@ impl Store {
             inbox: tree("inbox")?,
             sent: tree("sent")?,
             contacts: tree("contacts")?,
+            outbox: tree("outbox")?,
             blobs: SledBlobs::new(tree("chunks")?),
             audit,
             audit_head: Arc::new(Mutex::new(audit_head)),
@@ -211,8 +215,28 @@ impl Store {
 
     /// Stores a new invite.
     pub fn put_invite(&self, id: &[u8; 16], invite: &InviteRecord) -> Result<(), StorageError> {
-        self.invites.insert(key_bytes(id), encode(invite))?;
-        Ok(())
+        self.put_invite_with_notice(id, invite, None)
+    }
+
+    /// Stores a new invite and the notice that emails it, in one transaction.
+    pub fn put_invite_with_notice(
+        &self,
+        id: &[u8; 16],
+        invite: &InviteRecord,
+        notice: Option<&NoticeRecord>,
+    ) -> Result<(), StorageError> {
+        let ikey = key_bytes(id);
+        let rec = encode(invite);
+        let n = notice.map(|n| (outbox::notice_key(n), encode(n)));
+        (&self.invites, &self.outbox)
+            .transaction(|(invites, outbox)| {
+                invites.insert(ikey.as_slice(), rec.as_slice())?;
+                if let Some((k, v)) = &n {
+                    outbox.insert(k.as_slice(), v.as_slice())?;
+                }
+                Ok::<_, sled::transaction::ConflictableTransactionError<StorageError>>(())
+            })
+            .map_err(tx_error)
     }
 
     /// The invite with this id.
@@ -362,6 +386,20 @@ impl Store {
 
     /// Stores a message with its inbox, sent and contact index entries in one transaction.
     pub fn put_message(&self, m: &MessageRecord) -> Result<(), StorageError> {
+        self.put_message_with_notices(m, &[])
+    }
+
+    /// [`Store::put_message`] with the message's notices in the same transaction (so the same
+    /// flush makes both durable).
+    pub fn put_message_with_notices(
+        &self,
+        m: &MessageRecord,
+        notices: &[NoticeRecord],
+    ) -> Result<(), StorageError> {
+        let notices: Vec<(Vec<u8>, Vec<u8>)> = notices
+            .iter()
+            .map(|n| (outbox::notice_key(n), encode(n)))
+            .collect();
         let mkey = key_bytes(&m.id);
         let rec = encode(m);
         let suffix = index_suffix(m.sent_at, &m.id);
@@ -372,9 +410,18 @@ impl Store {
             pairs.push(pair_key(&m.from, t));
             pairs.push(pair_key(t, &m.from));
         }
-        (&self.messages, &self.inbox, &self.sent, &self.contacts)
-            .transaction(|(msgs, inbox, sent, contacts)| {
+        (
+            &self.messages,
+            &self.inbox,
+            &self.sent,
+            &self.contacts,
+            &self.outbox,
+        )
+            .transaction(|(msgs, inbox, sent, contacts, outbox)| {
                 msgs.insert(mkey.as_slice(), rec.as_slice())?;
+                for (k, v) in &notices {
+                    outbox.insert(k.as_slice(), v.as_slice())?;
+                }
                 sent.insert(sent_key.as_slice(), &[][..])?;
                 for k in &inbox_keys {
                     inbox.insert(k.as_slice(), &[][..])?;

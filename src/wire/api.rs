@@ -181,6 +181,9 @@ pub struct Invite {
     pub url: String,
     /// When it expires.
     pub expires_at: i64,
+    /// Whether the server queued an email with the link to the invited address.
+    #[serde(default)]
+    pub emailed: bool,
 }
 
 /// `POST /v1/items`: start an upload.

@@ -13,6 +13,7 @@ mod e2e;
 mod interop;
 mod items;
 mod keys;
+mod notices;
 mod statements;
 mod support;
 mod tidy;
