@@ -10,6 +10,7 @@ mod agekit;
 mod api;
 mod container;
 mod e2e;
+mod garbage;
 mod interop;
 mod items;
 mod keys;
