@@ -14,6 +14,7 @@ use attache::client::{
 };
 use attache::crypto::{ItemError, KeyFileError, KeyPackageError, PublicKeys};
 use attache::wire::api::Role;
+use attache::wire::format_utc;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Messaging commands.
@@ -78,17 +79,8 @@ pub(crate) enum Command {
         /// Subject line.
         #[arg(long, default_value = "")]
         subject: String,
-        /// Message text.
-        #[arg(long, conflicts_with = "body_file")]
-        body: Option<String>,
-        /// Read the message text from a file (`-` for standard input).
-        #[arg(long, value_name = "FILE")]
-        body_file: Option<PathBuf>,
-        /// Documents to attach.
-        files: Vec<PathBuf>,
-        /// Print `{"id": …}`.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        compose: Compose,
     },
     /// List received (or sent) messages, decrypted locally.
     Inbox {
@@ -125,18 +117,25 @@ pub(crate) enum Command {
         /// Subject (default: `Re: ` and the original).
         #[arg(long)]
         subject: Option<String>,
-        /// Message text.
-        #[arg(long, conflicts_with = "body_file")]
-        body: Option<String>,
-        /// Read the message text from a file (`-` for standard input).
-        #[arg(long, value_name = "FILE")]
-        body_file: Option<PathBuf>,
-        /// Documents to attach.
-        files: Vec<PathBuf>,
-        /// Print `{"id": …}`.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        compose: Compose,
     },
+}
+
+/// What `send` and `reply` share: the text, the documents and the output format.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Compose {
+    /// Message text.
+    #[arg(long, conflicts_with = "body_file")]
+    body: Option<String>,
+    /// Read the message text from a file (`-` for standard input).
+    #[arg(long, value_name = "FILE")]
+    body_file: Option<PathBuf>,
+    /// Documents to attach.
+    files: Vec<PathBuf>,
+    /// Print `{"id": …}`.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Runs a messaging command.
@@ -208,7 +207,7 @@ fn run_inner(command: Command) -> Result<()> {
             println!("{}", invite.url);
             eprintln!(
                 "the link is valid until {} and works once; pass it to {email} privately",
-                format_time(invite.expires_at)
+                format_utc(invite.expires_at)
             );
             if invite.emailed {
                 eprintln!("the server has also emailed the link to {email}");
@@ -250,12 +249,10 @@ fn run_inner(command: Command) -> Result<()> {
         Command::Send {
             to,
             subject,
-            body,
-            body_file,
-            files,
-            json,
+            compose,
         } => {
-            let body = body_text(body, body_file.as_deref())?;
+            let body = body_text(compose.body, compose.body_file.as_deref())?;
+            let (files, json) = (compose.files, compose.json);
             let client = connect()?;
             let progress = Bar::new(!json);
             let message = client.send(
@@ -273,12 +270,10 @@ fn run_inner(command: Command) -> Result<()> {
         Command::Reply {
             id,
             subject,
-            body,
-            body_file,
-            files,
-            json,
+            compose,
         } => {
-            let body = body_text(body, body_file.as_deref())?;
+            let body = body_text(compose.body, compose.body_file.as_deref())?;
+            let (files, json) = (compose.files, compose.json);
             let client = connect()?;
             let progress = Bar::new(!json);
             let message = client.reply(&id, subject, body, files, &progress)?;
@@ -433,7 +428,7 @@ fn print_summary(m: &MessageSummary, sent: bool) {
     } else {
         &m.subject
     };
-    println!("{}  {}  {}  {}", m.id, format_time(m.sent_at), who, subject);
+    println!("{}  {}  {}  {}", m.id, format_utc(m.sent_at), who, subject);
     for d in &m.documents {
         println!("    {} ({})", d.name, format_size(d.size));
     }
@@ -444,7 +439,7 @@ fn print_message(m: &MessageView) {
     println!("thread:  {}", m.thread);
     println!("from:    {}", m.from);
     println!("to:      {}", m.to.join(", "));
-    println!("date:    {}", format_time(m.sent_at));
+    println!("date:    {}", format_utc(m.sent_at));
     println!("subject: {}", m.subject);
     for d in &m.documents {
         println!(
@@ -486,26 +481,6 @@ fn format_size(bytes: u64) -> String {
         unit += 1;
     }
     format!("{value:.1} {}", UNITS[unit])
-}
-
-/// `YYYY-MM-DD HH:MM UTC` from seconds since the epoch (civil-from-days, proleptic Gregorian).
-fn format_time(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60
-    )
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -623,13 +598,6 @@ impl Progress for Bar {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats_times_in_utc() {
-        assert_eq!(format_time(0), "1970-01-01 00:00 UTC");
-        assert_eq!(format_time(951_782_400), "2000-02-29 00:00 UTC");
-        assert_eq!(format_time(1_795_000_000), "2026-11-18 11:06 UTC");
-    }
 
     #[test]
     fn formats_sizes() {

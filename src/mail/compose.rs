@@ -6,6 +6,8 @@
 //! these functions are never given it: a message's subject, body, file names, matter or any
 //! other text a sender wrote. No IO, no clock.
 
+use crate::wire::format_utc;
+
 /// A composed email body, ready for delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Composed {
@@ -131,27 +133,6 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// `YYYY-MM-DD HH:MM UTC` for seconds since the epoch.
-pub fn format_utc(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,11 +145,5 @@ mod tests {
         assert!(c.html.contains("Smith &amp; Co"));
         let c = message_notice("Smith & Co", "https://portal.example", 5);
         assert!(c.text.contains("5 new secure items"), "{}", c.text);
-    }
-
-    #[test]
-    fn dates_are_utc() {
-        assert_eq!(format_utc(0), "1970-01-01 00:00 UTC");
-        assert_eq!(format_utc(1_700_000_000), "2023-11-14 22:13 UTC");
     }
 }

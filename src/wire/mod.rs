@@ -8,6 +8,8 @@
 pub mod api;
 mod codec;
 mod hex;
+mod time;
 
 pub use codec::{DecodeError, Reader, Writer};
 pub use hex::{from_hex, to_hex};
+pub use time::format_utc;

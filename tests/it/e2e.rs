@@ -2,72 +2,8 @@
 //! 127.0.0.1 with sled on disk, and the real binary as the attorney's and the client's CLI.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
-use serde_json::Value;
-
-use crate::support::{content, free_port, start_server, temp_dir};
-
-const PASSPHRASE: &str = "a long and careful passphrase";
-
-/// One person's CLI: their own `ATTACHE_HOME`.
-struct User {
-    home: PathBuf,
-}
-
-impl User {
-    fn new(root: &Path, name: &str) -> Self {
-        let home = root.join(name);
-        std::fs::create_dir_all(&home).unwrap();
-        Self { home }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_attache"))
-            .env("ATTACHE_HOME", &self.home)
-            .env("ATTACHE_PASSPHRASE", PASSPHRASE)
-            .env_remove("ATTACHE_KEY")
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    /// Runs a command that must succeed and returns its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "attache {args:?} failed ({:?}):\n{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let text = self.ok(args);
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
-    }
-
-    /// Runs a command that must fail; returns (exit code, stderr).
-    fn fails(&self, args: &[&str]) -> (i32, String) {
-        let out = self.run(args);
-        assert!(!out.status.success(), "attache {args:?} should have failed");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-}
-
-fn invite_url(output: &str) -> String {
-    output
-        .split_whitespace()
-        .find(|w| w.starts_with("https://") && w.contains("/i/") && w.contains('#'))
-        .unwrap_or_else(|| panic!("no invite URL in {output:?}"))
-        .to_owned()
-}
+use crate::support::{User, content, free_port, invite_url, start_server, temp_dir};
 
 /// Every file under `dir`, recursively.
 fn files_under(dir: &Path) -> Vec<PathBuf> {

@@ -4,7 +4,6 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,59 +11,12 @@ use mailin::{Action, AuthMechanism, Handler, Response, SessionBuilder, response}
 
 use attache::client::{Client, NoProgress, Outgoing, Profile};
 
-use crate::support::{free_port, start_server_with, temp_dir};
+use crate::support::{PASSPHRASE, User, free_port, invite_url, start_server_with, temp_dir};
 
-const PASSPHRASE: &str = "a long and careful passphrase";
 const FIRM: &str = "Smith Partners LLP";
 const SUBJECT: &str = "You have a secure message from Smith Partners LLP";
 const SMTP_USER: &str = "notices";
 const SMTP_PASSWORD: &str = "relay-password-4711";
-
-/// One person's CLI (as in `e2e.rs`).
-struct User {
-    home: PathBuf,
-}
-
-impl User {
-    fn new(root: &Path, name: &str) -> Self {
-        let home = root.join(name);
-        std::fs::create_dir_all(&home).unwrap();
-        Self { home }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_attache"))
-            .env("ATTACHE_HOME", &self.home)
-            .env("ATTACHE_PASSPHRASE", PASSPHRASE)
-            .env_remove("ATTACHE_KEY")
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    /// Runs a command that must succeed; returns (stdout, stderr).
-    fn ok(&self, args: &[&str]) -> (String, String) {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "attache {args:?} failed ({:?}):\n{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (
-            String::from_utf8(out.stdout).unwrap(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-}
-
-fn invite_url(text: &str) -> String {
-    text.split_whitespace()
-        .find(|w| w.starts_with("https://") && w.contains("/i/") && w.contains('#'))
-        .unwrap_or_else(|| panic!("no invite URL in {text:?}"))
-        .to_owned()
-}
 
 /// One email as the SMTP server received it.
 #[derive(Debug, Clone)]
@@ -356,7 +308,7 @@ fn as_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
 /// The attorney joins with the bootstrap invite; returns the attorney.
 fn attorney(root: &Path, server: &crate::support::Server) -> User {
     let a = User::new(root, "attorney");
-    a.ok(&[
+    a.ok_both(&[
         "join",
         server.bootstrap.as_deref().unwrap(),
         "--email",
@@ -375,7 +327,7 @@ fn send(from: &User, to: &str, subject: &str, body: &str, files: &[&Path]) -> St
         args.push(f.to_str().unwrap());
     }
     args.push("--json");
-    let (out, _) = from.ok(&args);
+    let (out, _) = from.ok_both(&args);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     v["id"].as_str().unwrap().to_owned()
 }
@@ -397,7 +349,7 @@ fn notices_say_only_that_something_waits_coalesce_and_invites_are_emailed() {
     let ada = attorney(root, &server);
 
     // The invite is emailed; the link in the email works.
-    let (out, err) = ada.ok(&["invite", "carol@client.example", "--role", "client"]);
+    let (out, err) = ada.ok_both(&["invite", "carol@client.example", "--role", "client"]);
     assert!(err.contains("emailed"), "{err}");
     let printed = invite_url(&out);
     let mails = wait_for(&inbox, "carol@client.example", |m| !m.is_empty());
@@ -408,7 +360,7 @@ fn notices_say_only_that_something_waits_coalesce_and_invites_are_emailed() {
     assert!(invite_mail.contains(FIRM), "{invite_mail}");
     assert!(invite_mail.contains("expires"), "{invite_mail}");
     let carol = User::new(root, "carol");
-    carol.ok(&[
+    carol.ok_both(&[
         "join",
         &invite_url(invite_mail),
         "--cert-fingerprint",
@@ -416,7 +368,7 @@ fn notices_say_only_that_something_waits_coalesce_and_invites_are_emailed() {
     ]);
 
     // A permanent refusal (550) marks the notice undeliverable, visible in /metrics.
-    ada.ok(&["invite", "nobody@client.example", "--role", "client"]);
+    ada.ok_both(&["invite", "nobody@client.example", "--role", "client"]);
     wait_metric(&server.url, "attache_notices_undeliverable", 1);
 
     // One message: exactly one notice, the fixed subject, the link, nothing of the message.
@@ -497,8 +449,8 @@ fn with_window_zero_every_notice_leaves_within_two_seconds() {
     let env = smtp_env(root, smtp_port, &cert, "0");
     let server = start_server_with(root, free_port(), &as_refs(&env));
     let ada = attorney(root, &server);
-    let (out, _) = ada.ok(&["invite", "carol@client.example", "--role", "client"]);
-    User::new(root, "carol").ok(&[
+    let (out, _) = ada.ok_both(&["invite", "carol@client.example", "--role", "client"]);
+    User::new(root, "carol").ok_both(&[
         "join",
         &invite_url(&out),
         "--cert-fingerprint",
@@ -559,9 +511,9 @@ fn without_smtp_notices_are_eml_files_and_window_zero_sends_each() {
         ],
     );
     let ada = attorney(root, &server);
-    let (out, _) = ada.ok(&["invite", "carol@client.example", "--role", "client"]);
+    let (out, _) = ada.ok_both(&["invite", "carol@client.example", "--role", "client"]);
     let carol = User::new(root, "carol");
-    carol.ok(&[
+    carol.ok_both(&[
         "join",
         &invite_url(&out),
         "--cert-fingerprint",
@@ -595,7 +547,7 @@ fn without_smtp_notices_are_eml_files_and_window_zero_sends_each() {
 
     // The client answers; nobody at the firm replies within the reply target (1.8 s): the
     // attorney gets the message notice, then a reminder that says nothing of the message.
-    carol.ok(&["reply", &first, "--body", "Privileged answer", "--json"]);
+    carol.ok_both(&["reply", &first, "--body", "Privileged answer", "--json"]);
     let emls = wait_for_eml(&dir, |emls| {
         emls.iter().any(|e| e.contains("Subject: Reminder from"))
     });
@@ -664,7 +616,7 @@ fn no_starttls_or_bad_credentials_leave_the_notice_queued() {
         }
         let server = start_server_with(&dir, free_port(), &as_refs(&env));
         let ada = attorney(&dir, &server);
-        ada.ok(&["invite", "carol@client.example", "--role", "client"]);
+        ada.ok_both(&["invite", "carol@client.example", "--role", "client"]);
         let deadline = Instant::now() + Duration::from_secs(10);
         while metric(&server.url, "attache_notice_attempts_failed_total") == 0 {
             assert!(Instant::now() < deadline, "{name}: no failed attempt");
@@ -693,9 +645,9 @@ fn notices_survive_an_smtp_outage_and_a_kill_and_arrive_once() {
     let port = free_port();
     let server = start_server_with(root, port, &as_refs(&env));
     let ada = attorney(root, &server);
-    let (out, _) = ada.ok(&["invite", "carol@client.example", "--role", "client"]);
+    let (out, _) = ada.ok_both(&["invite", "carol@client.example", "--role", "client"]);
     let fingerprint = server.certificate.clone();
-    User::new(root, "carol").ok(&[
+    User::new(root, "carol").ok_both(&[
         "join",
         &invite_url(&out),
         "--cert-fingerprint",

@@ -2,7 +2,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
 
 use attache::crypto::{
     Identity, Metadata, Parallelism, Sealed, SealedChunks, danger::SeededRandom,
@@ -134,4 +136,75 @@ pub(crate) fn start_server_with(root: &Path, port: u16, env: &[(&str, &str)]) ->
         certificate,
         bootstrap,
     }
+}
+
+pub(crate) const PASSPHRASE: &str = "a long and careful passphrase";
+
+/// One person's CLI: their own `ATTACHE_HOME`.
+pub(crate) struct User {
+    /// The user's `ATTACHE_HOME`.
+    pub(crate) home: PathBuf,
+}
+
+impl User {
+    pub(crate) fn new(root: &Path, name: &str) -> Self {
+        let home = root.join(name);
+        std::fs::create_dir_all(&home).unwrap();
+        Self { home }
+    }
+
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_attache"))
+            .env("ATTACHE_HOME", &self.home)
+            .env("ATTACHE_PASSPHRASE", PASSPHRASE)
+            .env_remove("ATTACHE_KEY")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a command that must succeed and returns its stdout.
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
+        self.ok_both(args).0
+    }
+
+    /// Runs a command that must succeed and returns its stdout and stderr.
+    pub(crate) fn ok_both(&self, args: &[&str]) -> (String, String) {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "attache {args:?} failed ({:?}):\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs a command that must succeed and parses its stdout as JSON.
+    pub(crate) fn json(&self, args: &[&str]) -> Value {
+        let text = self.ok(args);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
+    }
+
+    /// Runs a command that must fail; returns (exit code, stderr).
+    pub(crate) fn fails(&self, args: &[&str]) -> (i32, String) {
+        let out = self.run(args);
+        assert!(!out.status.success(), "attache {args:?} should have failed");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+pub(crate) fn invite_url(output: &str) -> String {
+    output
+        .split_whitespace()
+        .find(|w| w.starts_with("https://") && w.contains("/i/") && w.contains('#'))
+        .unwrap_or_else(|| panic!("no invite URL in {output:?}"))
+        .to_owned()
 }
