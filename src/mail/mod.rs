@@ -25,6 +25,7 @@ use tokio::sync::Notify;
 pub use compose::Composed;
 pub(crate) use worker::run;
 
+use crate::server::metrics::write_metric;
 use crate::storage::{NoticeKind, NoticeRecord, NoticeState};
 
 /// Mail settings of the server. `Debug` redacts the SMTP password.
@@ -401,9 +402,7 @@ impl Outbox {
                 i.reminders.load(Ordering::Relaxed),
             ),
         ] {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
-            ));
+            write_metric(&mut out, name, kind, help, v);
         }
         out
     }

@@ -105,16 +105,29 @@ impl Metrics {
             ),
         ];
         for (name, help, v) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-            );
+            write_metric(&mut out, name, "counter", help, v);
         }
-        let secs = flush.flush_micros as f64 / 1e6;
-        let _ = writeln!(
-            out,
-            "# HELP attache_flush_seconds_total Time spent in group-commit flushes.\n# TYPE attache_flush_seconds_total counter\nattache_flush_seconds_total {secs}"
+        write_metric(
+            &mut out,
+            "attache_flush_seconds_total",
+            "counter",
+            "Time spent in group-commit flushes.",
+            flush.flush_micros as f64 / 1e6,
         );
         out
     }
+}
+
+/// Appends one metric without labels in the Prometheus text format.
+pub(crate) fn write_metric(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    value: impl std::fmt::Display,
+) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
 }

@@ -19,7 +19,7 @@ mod error;
 mod extract;
 mod items;
 mod messages;
-mod metrics;
+pub(crate) mod metrics;
 mod routes;
 mod tls;
 
