@@ -519,6 +519,7 @@ impl Client {
             documents,
             to,
             in_reply_to: outgoing.in_reply_to.clone(),
+            matter: None,
         };
         read_json(self.authed(Method::POST, "/messages", |r| r.json(&body))?)
     }

@@ -7,6 +7,7 @@
 //! and are wiped on drop. The byte layouts are written down in `docs/FORMAT.md`.
 
 mod agefile;
+mod grant;
 mod identity;
 mod item;
 mod keyfile;
@@ -19,6 +20,7 @@ mod stream;
 pub mod danger;
 
 pub use agefile::{AgeFileError, open_age_file};
+pub use grant::{GrantError, GrantStatement, MAX_GRANT_ITEMS, MAX_SIGNED_GRANT_LEN, SignedGrant};
 pub use identity::{Fingerprint, Identity, PublicKeys};
 pub use item::{
     CHUNK_SIZE, ChunkCheckError, ContentKey, ItemError, MAX_CHUNKS, MAX_MANIFEST_LEN, Manifest,

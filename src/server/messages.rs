@@ -181,5 +181,6 @@ fn view(m: &MessageRecord) -> Message {
                 ciphertext_len: *len,
             })
             .collect(),
+        matter: None,
     }
 }

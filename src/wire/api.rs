@@ -262,6 +262,10 @@ pub struct SendMessage {
     pub to: Vec<String>,
     /// The message this one replies to, hex; `None` starts a thread.
     pub in_reply_to: Option<String>,
+    /// The matter it belongs to, hex (firm users: a matter they own, or any as admin). A reply
+    /// without one joins its thread's matter.
+    #[serde(default)]
+    pub matter: Option<String>,
 }
 
 /// A message as listed and read. The subject, body and file names are inside the sealed items;
@@ -284,6 +288,9 @@ pub struct Message {
     pub item: String,
     /// The document items, hex, with their ciphertext sizes.
     pub documents: Vec<DocumentRef>,
+    /// The matter, hex.
+    #[serde(default)]
+    pub matter: Option<String>,
 }
 
 /// A document carried by a message.
@@ -332,4 +339,311 @@ pub fn sign_in_message(
         .bytes(challenge_id)
         .bytes(nonce);
     w.into_vec()
+}
+
+// ---- legal workflows: matters, signature requests, grants, audit ----
+
+/// Longest sealed matter name (an age file to the matter's owner).
+pub const MAX_SEALED_NAME_LEN: usize = 2048;
+/// Longest sealed signature statement (an age file to requester and signer).
+pub const MAX_SEALED_STATEMENT_LEN: usize = 16 * 1024;
+/// Longest signed grant statement.
+pub const MAX_GRANT_LEN: usize = 8 * 1024;
+/// Longest retention a matter may be given, in days (100 years).
+pub const MAX_RETAIN_DAYS: u32 = 36_500;
+/// Farthest in the future a signature deadline or a grant's end may lie, in seconds (5 years).
+pub const MAX_HORIZON_SECS: i64 = 5 * 366 * 24 * 3600;
+
+/// A matter's life: open, closed (scheduled for deletion), deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum MatterStatus {
+    /// Open: messages, requests and grants may be added.
+    Open,
+    /// Closed: nothing may be added; deleted at `delete_after` unless held.
+    Closed,
+    /// Its ciphertext and key packages are gone; the record and the audit log remain.
+    Deleted,
+}
+
+/// `POST /v1/matters` (firm roles only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewMatter {
+    /// The matter's name sealed as an age file to the creator's X25519 key, base64 (at most
+    /// [`MAX_SEALED_NAME_LEN`] bytes). The server never sees the name.
+    pub sealed_name: String,
+}
+
+/// A matter as the server knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Matter {
+    /// The matter id, hex.
+    pub id: String,
+    /// The firm user who created it.
+    pub owner: String,
+    /// The sealed name, base64 (see [`NewMatter`]).
+    pub sealed_name: String,
+    /// Creation time.
+    pub created_at: i64,
+    /// Open, closed or deleted.
+    pub status: MatterStatus,
+    /// When it was closed.
+    pub closed_at: Option<i64>,
+    /// When its ciphertext is deleted (closed matters), unless held.
+    pub delete_after: Option<i64>,
+    /// A legal hold suspends deletion.
+    pub hold: bool,
+    /// When its ciphertext was deleted.
+    pub deleted_at: Option<i64>,
+}
+
+/// `GET /v1/matters`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MatterList {
+    /// The caller's matters (admins: all), newest first.
+    pub matters: Vec<Matter>,
+}
+
+/// `POST /v1/matters/{id}/close`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CloseMatter {
+    /// Days to keep the matter's ciphertext after closing; default: the firm's setting.
+    pub retain_days: Option<u32>,
+}
+
+/// Status of a signature request. `Expired` is a pending request past its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureStatus {
+    /// Waiting for the signer.
+    Pending,
+    /// The signer signed.
+    Signed,
+    /// The signer declined.
+    Declined,
+    /// The deadline passed unanswered.
+    Expired,
+}
+
+/// `POST /v1/signatures`: ask a recipient of a message to sign one of its documents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewSignatureRequest {
+    /// The message carrying the document (sent by the caller), hex.
+    pub message: String,
+    /// The document to sign (one of the message's documents), hex.
+    pub document: String,
+    /// The signer: a recipient of the message.
+    pub signer: String,
+    /// Deadline, seconds since the epoch; in the future, within [`MAX_HORIZON_SECS`].
+    pub deadline: i64,
+}
+
+/// A signature request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SignatureRequest {
+    /// The request id, hex.
+    pub id: String,
+    /// Who asked.
+    pub requester: String,
+    /// Who is asked to sign.
+    pub signer: String,
+    /// The message carrying the document, hex.
+    pub message: String,
+    /// The document, hex.
+    pub document: String,
+    /// The matter (the message's), hex.
+    pub matter: Option<String>,
+    /// When it was made.
+    pub created_at: i64,
+    /// Deadline.
+    pub deadline: i64,
+    /// Status, with `expired` computed from the server's clock.
+    pub status: SignatureStatus,
+    /// When the signer answered.
+    pub answered_at: Option<i64>,
+    /// The signed statement sealed to requester and signer (an age file), base64, once answered.
+    pub sealed_statement: Option<String>,
+}
+
+/// `GET /v1/signatures`: requests to and by the caller, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SignatureList {
+    /// The requests.
+    pub requests: Vec<SignatureRequest>,
+}
+
+/// Sign or decline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureIntent {
+    /// Sign.
+    Sign,
+    /// Decline.
+    Decline,
+}
+
+/// `POST /v1/signatures/{id}/answer` (the signer only, before the deadline, once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AnswerSignature {
+    /// Sign or decline; must equal the intent inside the sealed statement (the server cannot
+    /// check that; verifiers do).
+    pub intent: SignatureIntent,
+    /// The signed statement sealed as an age file to requester and signer, base64 (at most
+    /// [`MAX_SEALED_STATEMENT_LEN`] bytes).
+    pub sealed_statement: String,
+}
+
+/// One audit entry as stored: `raw` is the exact stored value (version byte then JSON of
+/// [`crate::wire::audit::AuditEntry`]), whose SHA-256 the next entry's `prev` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AuditRecord {
+    /// The stored bytes, base64.
+    pub raw: String,
+}
+
+/// A signed head of the audit chain (see [`crate::wire::audit::Checkpoint`]), as transported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SignedCheckpoint {
+    /// The encoded checkpoint, base64.
+    pub checkpoint: String,
+    /// The server's Ed25519 signature over the checkpoint's signed message, base64.
+    pub signature: String,
+}
+
+/// `GET /v1/signatures/{id}/evidence` (requester or signer): what an evidence bundle needs from
+/// the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceMaterial {
+    /// The request (answered).
+    pub request: SignatureRequest,
+    /// The requester's account.
+    pub requester: Account,
+    /// The signer's account.
+    pub signer: Account,
+    /// The audit entries about the request, its message and its document, in log order.
+    pub audit: Vec<AuditRecord>,
+    /// When the server attested them.
+    pub attested_at: i64,
+    /// The server's Ed25519 signature over
+    /// [`crate::wire::audit::attestation_message`], base64.
+    pub attestation: String,
+    /// The server's Ed25519 public key (the audit signing key), base64.
+    pub server_key: String,
+}
+
+/// `POST /v1/grants` (firm roles only): give co-counsel time-limited access.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewGrant {
+    /// The grant statement signed by the caller (see `crypto::SignedGrant`), base64.
+    pub grant: String,
+    /// One key package for the grantee per item of the grant.
+    pub key_packages: Vec<GrantPackage>,
+}
+
+/// A grantee's key package for one item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GrantPackage {
+    /// The item, hex.
+    pub item: String,
+    /// The age file, base64.
+    pub package: String,
+}
+
+/// Status of a grant, from the server's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum GrantStatus {
+    /// Access is open.
+    Active,
+    /// `until` has passed.
+    Expired,
+    /// The grantor (or an admin) revoked it.
+    Revoked,
+}
+
+/// A grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// The grant id, hex (chosen by the grantor's client, inside the signed statement).
+    pub id: String,
+    /// The attorney who granted.
+    pub grantor: String,
+    /// Who may read.
+    pub grantee: String,
+    /// The message shared, if a message was shared, hex.
+    pub message: Option<String>,
+    /// The items readable through the grant, hex.
+    pub items: Vec<String>,
+    /// The matter, hex.
+    pub matter: Option<String>,
+    /// When it was made.
+    pub created_at: i64,
+    /// When access ends.
+    pub until: i64,
+    /// When it was revoked.
+    pub revoked_at: Option<i64>,
+    /// Active, expired or revoked.
+    pub status: GrantStatus,
+    /// The signed grant statement, base64, for anyone to check the grantor's signature.
+    pub statement: String,
+}
+
+/// `GET /v1/grants`: grants by and to the caller, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GrantList {
+    /// The grants.
+    pub grants: Vec<Grant>,
+}
+
+/// `GET /v1/audit?matter=ID | item=ID`: audit entries with the signed heads that anchor them.
+///
+/// Without a filter (admins only) the whole log; with `matter` (its owner or an admin) the
+/// matter's own chain (each entry's `matter_prev` links it); with `item` (a firm user who may
+/// read the item, or a client who holds a key package for it) the entries about the item,
+/// unchained.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AuditLog {
+    /// Entries in log order.
+    pub entries: Vec<AuditRecord>,
+    /// Signed heads covering the entries: every checkpoint for the whole log; for a matter the
+    /// checkpoints that name it. The server signs a fresh one before answering.
+    pub checkpoints: Vec<SignedCheckpoint>,
+    /// The server's Ed25519 audit key, base64.
+    pub server_key: String,
 }

@@ -6,6 +6,7 @@
 //! it did not expect is an error, never silently ignored.
 
 pub mod api;
+pub mod audit;
 mod codec;
 mod hex;
 mod time;
