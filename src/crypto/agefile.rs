@@ -3,11 +3,17 @@
 //!
 //! Input is bounded by the caller; armor (PEM-like ASCII) is removed first so that an armor
 //! fault is reported as such, then the header is checked and the payload read up to a bound.
+//!
+//! Small sealed payloads (a matter's name, a signed signature statement) are standard age files
+//! to the readers' X25519 keys ([`seal_to_readers`], [`open_sealed`]); an exported document is
+//! a standard age file written as a stream ([`AgeWriter`]), so that `age -d` opens either.
 
 use std::borrow::Cow;
 use std::io::{Read, Write};
 
 use zeroize::Zeroizing;
+
+use super::{Identity, PublicKeys};
 
 const ARMOR_BEGIN: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
 /// Every binary age file starts with its version line.
@@ -35,6 +41,94 @@ pub enum AgeFileError {
     /// The payload is larger than this kind of file may hold.
     #[error("age file is larger than {0} bytes")]
     TooLarge(usize),
+    /// Sealing: no reader was given, a reader's X25519 key is unusable, or age could not
+    /// encrypt.
+    #[error("cannot seal an age file to these readers")]
+    Recipients,
+}
+
+/// The most readers one small sealed payload may have.
+pub const MAX_SEALED_READERS: usize = 16;
+
+/// Seals a small `payload` (held whole in memory) as a binary age file to each reader's X25519
+/// key. Duplicate readers are sealed to once.
+pub fn seal_to_readers(payload: &[u8], readers: &[PublicKeys]) -> Result<Vec<u8>, AgeFileError> {
+    let recipients = recipients(readers)?;
+    seal_age_file(payload, recipients.iter().map(|r| r as &dyn age::Recipient))
+        .map_err(|_| AgeFileError::Recipients)
+}
+
+/// Opens a small age file sealed to `identity` (by [`seal_to_readers`]), refusing input over
+/// `max_input` bytes and a payload over `max_payload` bytes.
+pub fn open_sealed(
+    input: &[u8],
+    identity: &Identity,
+    max_input: usize,
+    max_payload: usize,
+) -> Result<Zeroizing<Vec<u8>>, AgeFileError> {
+    if input.len() > max_input {
+        return Err(AgeFileError::TooLarge(max_input));
+    }
+    open_age_file(input, identity.age_identity(), max_payload)
+}
+
+/// A standard age file being written as a stream to the readers' X25519 keys: write the
+/// plaintext, then [`AgeWriter::finish`]. Until `finish` the output is not a valid age file
+/// (its last chunk is missing), so a stream cut short never opens.
+pub struct AgeWriter<W: Write> {
+    inner: age::stream::StreamWriter<W>,
+}
+
+impl<W: Write> AgeWriter<W> {
+    /// Starts an age file to `readers` on `out` (the header is written now).
+    pub fn new(readers: &[PublicKeys], out: W) -> Result<Self, AgeFileError> {
+        let recipients = recipients(readers)?;
+        let encryptor =
+            age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+                .map_err(|_| AgeFileError::Recipients)?;
+        let inner = encryptor
+            .wrap_output(out)
+            .map_err(|_| AgeFileError::Recipients)?;
+        Ok(Self { inner })
+    }
+
+    /// Writes the last chunk and returns the output.
+    pub fn finish(self) -> std::io::Result<W> {
+        self.inner.finish()
+    }
+}
+
+impl<W: Write> Write for AgeWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W: Write> std::fmt::Debug for AgeWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AgeWriter")
+    }
+}
+
+/// The age recipients of `readers`, each once; at least one, at most [`MAX_SEALED_READERS`].
+fn recipients(readers: &[PublicKeys]) -> Result<Vec<age::x25519::Recipient>, AgeFileError> {
+    let mut unique: Vec<&PublicKeys> = Vec::with_capacity(readers.len());
+    for r in readers {
+        if !unique.iter().any(|u| u.x25519 == r.x25519) {
+            unique.push(r);
+        }
+    }
+    if unique.is_empty() || unique.len() > MAX_SEALED_READERS {
+        return Err(AgeFileError::Recipients);
+    }
+    unique
+        .into_iter()
+        .map(|r| r.age_recipient_key().map_err(|_| AgeFileError::Recipients))
+        .collect()
 }
 
 /// Opens the age file `input` with `identity`, returning at most `max_payload` bytes of
@@ -113,5 +207,63 @@ fn classify(e: age::DecryptError) -> AgeFileError {
         // InvalidHeader, UnknownFormat, ExcessiveWork (a work factor over our limit), a header
         // cut short (Io), and any variant a later age adds.
         _ => AgeFileError::Header,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_payloads_open_for_every_reader_and_no_one_else() {
+        let ann = Identity::generate().unwrap();
+        let bob = Identity::generate().unwrap();
+        let eve = Identity::generate().unwrap();
+        let sealed = seal_to_readers(b"Doe v. Roe", &[*ann.public(), *bob.public()]).unwrap();
+        for reader in [&ann, &bob] {
+            assert_eq!(
+                &open_sealed(&sealed, reader, 4096, 64).unwrap()[..],
+                b"Doe v. Roe"
+            );
+        }
+        assert_eq!(
+            open_sealed(&sealed, &eve, 4096, 64),
+            Err(AgeFileError::NoMatch)
+        );
+        assert_eq!(
+            open_sealed(&sealed, &ann, 4096, 5),
+            Err(AgeFileError::TooLarge(5))
+        );
+        assert_eq!(
+            open_sealed(&sealed, &ann, 10, 64),
+            Err(AgeFileError::TooLarge(10))
+        );
+        let mut altered = sealed.clone();
+        let last = altered.len() - 1;
+        altered[last] ^= 1;
+        assert_eq!(
+            open_sealed(&altered, &ann, 4096, 64),
+            Err(AgeFileError::Payload)
+        );
+        assert_eq!(seal_to_readers(b"x", &[]), Err(AgeFileError::Recipients));
+        let many = vec![*ann.public(); 3];
+        assert!(seal_to_readers(b"x", &many).is_ok(), "duplicates collapse");
+    }
+
+    #[test]
+    fn streamed_age_files_open_and_a_cut_stream_does_not() {
+        let ann = Identity::generate().unwrap();
+        let content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut w = AgeWriter::new(&[*ann.public()], Vec::new()).unwrap();
+        w.write_all(&content).unwrap();
+        let file = w.finish().unwrap();
+        assert_eq!(
+            &open_sealed(&file, &ann, 1 << 20, 1 << 20).unwrap()[..],
+            &content[..]
+        );
+        assert_eq!(
+            open_sealed(&file[..file.len() - 100], &ann, 1 << 20, 1 << 20),
+            Err(AgeFileError::Payload)
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! The sealing core: identities, key files, sealed items, key packages and signature
-//! statements.
+//! The sealing core: identities, key files, sealed items, key packages, signature statements,
+//! grants, evidence bundles and the verification of the audit log.
 //!
 //! This module is pure. It imports only [`crate::wire`], does no file or network IO of its own
 //! (streaming functions take any `Read`/`Write` the caller hands them), no async, and never reads
@@ -7,6 +7,8 @@
 //! and are wiped on drop. The byte layouts are written down in `docs/FORMAT.md`.
 
 mod agefile;
+pub mod audit;
+pub mod evidence;
 mod grant;
 mod identity;
 mod item;
@@ -19,7 +21,9 @@ mod stream;
 #[cfg(feature = "danger-test-vectors")]
 pub mod danger;
 
-pub use agefile::{AgeFileError, open_age_file};
+pub use agefile::{
+    AgeFileError, AgeWriter, MAX_SEALED_READERS, open_age_file, open_sealed, seal_to_readers,
+};
 pub use grant::{GrantError, GrantStatement, MAX_GRANT_ITEMS, MAX_SIGNED_GRANT_LEN, SignedGrant};
 pub use identity::{Fingerprint, Identity, PublicKeys};
 pub use item::{
