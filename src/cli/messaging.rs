@@ -79,6 +79,9 @@ pub(crate) enum Command {
         /// Subject line.
         #[arg(long, default_value = "")]
         subject: String,
+        /// The matter the message belongs to (see `attache matter list`).
+        #[arg(long, value_name = "ID")]
+        matter: Option<String>,
         #[command(flatten)]
         compose: Compose,
     },
@@ -146,8 +149,10 @@ pub(crate) fn run(command: Command) -> Result<()> {
     })
 }
 
-/// The exit code for an error of this module, if it has its own: 3 forged, tampered or not
-/// for us; 4 wrong passphrase; 5 a pinned key or certificate changed.
+/// The exit code for a client error, if it has its own: 3 forged, tampered or not for us (a
+/// statement, grant, evidence or audit log that does not verify included); 4 wrong passphrase;
+/// 5 a pinned key or certificate changed; 6 access ended (a grant expired or was revoked, a
+/// signature request's deadline passed).
 pub(crate) fn exit_code(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     let error = if let Some(h) = cause.downcast_ref::<Hinted>() {
         &h.error
@@ -161,7 +166,16 @@ pub(crate) fn exit_code(cause: &(dyn std::error::Error + 'static)) -> Option<u8>
         | ClientError::ItemMismatch { .. } => 3,
         ClientError::Item(ItemError::Io(_)) => 1,
         ClientError::Item(_) => 3,
+        ClientError::Statement(_)
+        | ClientError::Grant(_)
+        | ClientError::Evidence(_)
+        | ClientError::Audit(_)
+        | ClientError::Sealed { .. } => 3,
         ClientError::ChangedKey { .. } | ClientError::CertificateChanged { .. } => 5,
+        ClientError::AccessExpired { .. } => 6,
+        ClientError::Api {
+            status: 410, code, ..
+        } if code == "request_expired" => 6,
         _ => 1,
     })
 }
@@ -249,6 +263,7 @@ fn run_inner(command: Command) -> Result<()> {
         Command::Send {
             to,
             subject,
+            matter,
             compose,
         } => {
             let body = body_text(compose.body, compose.body_file.as_deref())?;
@@ -262,6 +277,7 @@ fn run_inner(command: Command) -> Result<()> {
                     body,
                     files,
                     in_reply_to: None,
+                    matter,
                 },
                 &progress,
             )?;
@@ -370,7 +386,7 @@ fn profile_dir() -> Result<PathBuf> {
         .join("attache"))
 }
 
-fn connect() -> Result<Client> {
+pub(super) fn connect() -> Result<Client> {
     let profile = Profile::load(&profile_dir()?)?;
     let unlock = Box::new(|| {
         super::passphrase("passphrase for your key file: ")
@@ -403,7 +419,7 @@ fn account_fingerprint(public_keys: &str) -> Result<String> {
     Ok(PublicKeys::from_bytes(&bytes)?.fingerprint().to_string())
 }
 
-fn print_id(id: &str, json: bool) -> Result<()> {
+pub(super) fn print_id(id: &str, json: bool) -> Result<()> {
     if json {
         print_json(&serde_json::json!({ "id": id }))
     } else {
@@ -412,7 +428,7 @@ fn print_id(id: &str, json: bool) -> Result<()> {
     }
 }
 
-fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+pub(super) fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
@@ -469,7 +485,7 @@ fn print_message(m: &MessageView) {
     println!("{}", m.body);
 }
 
-fn format_size(bytes: u64) -> String {
+pub(super) fn format_size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if bytes < 1024 {
         return format!("{bytes} B");
@@ -514,7 +530,7 @@ impl fmt::Display for Hinted {
 // No `source()`: the error is printed whole by `Display`, so `{:#}` shows it once.
 impl std::error::Error for Hinted {}
 
-fn with_hint(error: ClientError) -> anyhow::Error {
+pub(super) fn with_hint(error: ClientError) -> anyhow::Error {
     let hint = match &error {
         ClientError::ChangedKey { email, .. } => Some(format!(
             "refusing to seal anything for {email}: compare safety numbers with them (in person or \
@@ -543,6 +559,38 @@ fn with_hint(error: ClientError) -> anyhow::Error {
         ClientError::Api { status: 404, .. } => {
             Some("check the id (`attache inbox` lists them); you may not be a reader of it".into())
         }
+        ClientError::AccessExpired { .. } => Some(
+            "the grant that gave you access has ended; ask the attorney who shared it for a new \
+             one"
+            .into(),
+        ),
+        ClientError::Api {
+            status: 410, code, ..
+        } if code == "request_expired" => {
+            Some("the deadline has passed; ask the requester to send a new request".into())
+        }
+        ClientError::Api {
+            status: 409, code, ..
+        } if code == "already_answered" => {
+            Some("the request was answered already; `attache signatures` shows how".into())
+        }
+        ClientError::Api {
+            status: 409, code, ..
+        } if code == "not_answered" => Some(
+            "there is no evidence before the signer answers; `attache signatures` shows the \
+             status"
+                .into(),
+        ),
+        ClientError::Evidence(_) | ClientError::Statement(_) | ClientError::Grant(_) => Some(
+            "the signed data does not check out: it was altered, or signed by another key; \
+             nothing was written"
+                .into(),
+        ),
+        ClientError::Audit(_) => Some(
+            "the server's audit log was altered after it was written, or the server signs with \
+             another key than before"
+                .into(),
+        ),
         ClientError::FingerprintMismatch { .. } => Some(
             "do not verify: the number you were given belongs to other keys than the server's"
                 .into(),
@@ -553,13 +601,13 @@ fn with_hint(error: ClientError) -> anyhow::Error {
 }
 
 /// Progress bars on standard error, shown only on a terminal.
-struct Bar {
+pub(super) struct Bar {
     enabled: bool,
     bar: RefCell<Option<ProgressBar>>,
 }
 
 impl Bar {
-    fn new(wanted: bool) -> Self {
+    pub(super) fn new(wanted: bool) -> Self {
         Self {
             enabled: wanted && std::io::stderr().is_terminal(),
             bar: RefCell::new(None),

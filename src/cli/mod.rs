@@ -2,8 +2,10 @@
 //! into messages and exit codes. The only place that uses `anyhow`.
 //!
 //! Exit codes: 0 success; 1 any other failure; 2 usage error; 3 the input was refused as
-//! forged, tampered, or not for this identity; 4 wrong passphrase; 5 a pinned contact key or
-//! server certificate changed (verify it again before sending).
+//! forged, tampered, or not for this identity (an evidence bundle, statement, grant or audit log
+//! that does not verify included); 4 wrong passphrase; 5 a pinned contact key or server
+//! certificate changed (verify it again before sending); 6 access ended (a co-counsel grant
+//! expired or was revoked, or a signature request's deadline passed).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -18,9 +20,11 @@ use attache::crypto::{
 };
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod legal;
 mod messaging;
 #[cfg(feature = "server")]
 mod serve;
+mod time;
 
 /// End-to-end encrypted document and message exchange for law firms.
 #[derive(Parser, Debug)]
@@ -29,8 +33,10 @@ mod serve;
     version,
     about,
     after_help = "Exit codes: 0 success; 1 failure; 2 usage error; 3 input refused as forged, \
-                  tampered, or not for you; 4 wrong passphrase; 5 a contact's key or the \
-                  server's certificate changed."
+                  tampered, or not for you (evidence, signatures, grants or an audit log that \
+                  do not verify); 4 wrong passphrase; 5 a contact's key or the server's \
+                  certificate changed; 6 access ended (a grant expired or was revoked, or a \
+                  signature deadline passed)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -46,6 +52,9 @@ enum Command {
     /// Messaging with an Attache server.
     #[command(flatten)]
     Messaging(messaging::Command),
+    /// Matters, signatures, grants and the audit log.
+    #[command(flatten)]
+    Legal(legal::Command),
     /// Create or show your identity (key file).
     #[command(subcommand)]
     Identity(IdentityCommand),
@@ -144,6 +153,7 @@ fn run(cli: Cli) -> Result<()> {
         #[cfg(feature = "server")]
         Command::Serve(args) => serve::run(*args),
         Command::Messaging(command) => messaging::run(command),
+        Command::Legal(command) => legal::run(command),
         Command::Identity(IdentityCommand::New { key, work_factor }) => {
             identity_new(&key, work_factor)
         }
@@ -378,7 +388,7 @@ fn new_passphrase() -> Result<String> {
 
 fn exit_code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
-        if let Some(code) = messaging::exit_code(cause) {
+        if let Some(code) = messaging::exit_code(cause).or_else(|| legal::exit_code(cause)) {
             return code;
         }
         if let Some(k) = cause.downcast_ref::<KeyFileError>() {

@@ -1,7 +1,11 @@
 //! The client's one error type. Messages are lower case and never contain secrets (tokens,
 //! passphrases, invite secrets or plaintext).
 
-use crate::crypto::{CryptoError, ItemError, KeyFileError, KeyPackageError};
+use crate::crypto::audit::AuditError;
+use crate::crypto::evidence::EvidenceError;
+use crate::crypto::{
+    AgeFileError, CryptoError, GrantError, ItemError, KeyFileError, KeyPackageError, StatementError,
+};
 
 /// Everything that can go wrong talking to an Attache server or handling the local profile.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +103,39 @@ pub enum ClientError {
     /// A key is malformed or randomness failed.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    /// The server ended the caller's access to an item: a co-counsel grant expired or was
+    /// revoked (`410 access_expired`).
+    #[error("access expired on {on}")]
+    AccessExpired {
+        /// When, as the server gives it (`YYYY-MM-DD HH:MM:SS UTC`).
+        on: String,
+    },
+    /// An argument cannot be used (checked here, before anything is sent).
+    #[error("{0}")]
+    Invalid(String),
+    /// The user did not confirm.
+    #[error("cancelled: {0}")]
+    Cancelled(&'static str),
+    /// A small sealed payload (a matter's name, a sealed signature statement) does not open.
+    #[error("{what} does not open: {error}")]
+    Sealed {
+        /// What was being opened.
+        what: &'static str,
+        /// Why.
+        error: AgeFileError,
+    },
+    /// A signature statement cannot be made or does not verify.
+    #[error(transparent)]
+    Statement(#[from] StatementError),
+    /// A grant statement cannot be made or does not verify.
+    #[error(transparent)]
+    Grant(#[from] GrantError),
+    /// An evidence bundle fails a check.
+    #[error("the evidence does not verify: {0}")]
+    Evidence(#[from] EvidenceError),
+    /// The audit log's chain or checkpoints are broken.
+    #[error("the audit log does not verify: {0}")]
+    Audit(#[from] AuditError),
 }
 
 impl ClientError {

@@ -93,6 +93,11 @@ impl Http {
         // The refusal is what matters; a body cut short only loses its explanation.
         let _ = response.take(MAX_JSON).read_to_end(&mut body);
         Err(match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(e) if status.as_u16() == 410 && e.error == "access_expired" => {
+                ClientError::AccessExpired {
+                    on: expiry_date(&e.message),
+                }
+            }
             Ok(e) => ClientError::Api {
                 status: status.as_u16(),
                 code: e.error,
@@ -123,6 +128,15 @@ impl Http {
     }
 }
 
+/// The date in the server's `access expired on DATE` message, or the whole message (bounded)
+/// if it is worded otherwise.
+fn expiry_date(message: &str) -> String {
+    let date = message
+        .strip_prefix("access expired on ")
+        .unwrap_or(message);
+    date.chars().filter(|c| !c.is_control()).take(64).collect()
+}
+
 /// Reads a JSON body.
 pub(crate) fn read_json<T: DeserializeOwned>(response: Response) -> Result<T, ClientError> {
     let mut body = Vec::new();
@@ -131,4 +145,18 @@ pub(crate) fn read_json<T: DeserializeOwned>(response: Response) -> Result<T, Cl
         .read_to_end(&mut body)
         .map_err(|e| ClientError::io("cannot read the server's answer", e))?;
     serde_json::from_slice(&body).map_err(|e| ClientError::Protocol(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expiry_date;
+
+    #[test]
+    fn expiry_dates_come_from_the_server_message() {
+        assert_eq!(
+            expiry_date("access expired on 2026-12-31 23:59:59 UTC"),
+            "2026-12-31 23:59:59 UTC"
+        );
+        assert_eq!(expiry_date("gone\n"), "gone");
+    }
 }

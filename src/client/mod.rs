@@ -22,7 +22,7 @@
 //!         subject: "Engagement letter".into(),
 //!         body: "Please sign and return.".into(),
 //!         files: vec!["engagement-letter.pdf".into()],
-//!         in_reply_to: None,
+//!         ..Outgoing::default()
 //!     },
 //!     &NoProgress,
 //! )?;
@@ -38,6 +38,7 @@
 mod error;
 mod http;
 mod invite;
+mod legal;
 mod profile;
 mod tls;
 mod upload;
@@ -57,6 +58,10 @@ use serde::Serialize;
 
 pub use error::ClientError;
 pub use invite::{CertPin, InviteLink, normalize_origin};
+pub use legal::{
+    AuditFilter, AuditView, ExportFailure, ExportReport, ExportedDocument, GrantInfo, MatterInfo,
+    SignAnswer, SignPrompt, SignatureAsk,
+};
 pub use profile::{Contact, Contacts, Profile, ProfileConfig};
 
 use self::http::{Http, UPLOAD_TIMEOUT, read_json};
@@ -158,6 +163,8 @@ pub struct MessageSummary {
     pub subject: String,
     /// Documents.
     pub documents: Vec<DocumentInfo>,
+    /// The matter, hex.
+    pub matter: Option<String>,
 }
 
 /// A whole message, opened and checked.
@@ -186,6 +193,10 @@ pub struct MessageView {
     pub sender_fingerprint: String,
     /// Whether the user verified the sender's safety number (`attache verify`).
     pub sender_verified: bool,
+    /// The matter, hex.
+    pub matter: Option<String>,
+    /// The matter's name as the sender sealed it (empty if none).
+    pub matter_name: String,
 }
 
 /// A message to send.
@@ -201,6 +212,9 @@ pub struct Outgoing {
     pub files: Vec<PathBuf>,
     /// The message this one answers.
     pub in_reply_to: Option<String>,
+    /// The matter it belongs to, hex. Its name, when this user can open it, goes into the
+    /// sealed metadata.
+    pub matter: Option<String>,
 }
 
 /// A signed-in (or ready to sign in) client of one server, for one profile.
@@ -483,6 +497,10 @@ impl Client {
             ));
         }
         let fingerprints: Vec<_> = readers.iter().map(|(_, k)| k.fingerprint()).collect();
+        let matter_name = match &outgoing.matter {
+            Some(id) => self.matter_label(id),
+            None => String::new(),
+        };
         let mut record = format!("{RECORD_HEADER}\n");
         let mut documents = Vec::new();
         for path in &outgoing.files {
@@ -497,6 +515,7 @@ impl Client {
                 media_type: media_type(&name).to_owned(),
                 file_name: name.clone(),
                 readers: fingerprints.clone(),
+                matter: matter_name.clone(),
                 ..Metadata::default()
             };
             progress.begin(&name, total);
@@ -511,6 +530,7 @@ impl Client {
             subject: outgoing.subject.clone(),
             body: outgoing.body.clone(),
             readers: fingerprints,
+            matter: matter_name,
             ..Metadata::default()
         };
         let (item, _) = self.upload_item(&metadata, record.as_bytes(), &readers)?;
@@ -519,7 +539,7 @@ impl Client {
             documents,
             to,
             in_reply_to: outgoing.in_reply_to.clone(),
-            matter: None,
+            matter: outgoing.matter.clone(),
         };
         read_json(self.authed(Method::POST, "/messages", |r| r.json(&body))?)
     }
@@ -560,6 +580,7 @@ impl Client {
                 body,
                 files,
                 in_reply_to: Some(original.id),
+                matter: None,
             },
             progress,
         )
@@ -611,6 +632,7 @@ impl Client {
             .is_some_and(|c| c.verified && c.keys().ok() == Some(sender.1));
         let sender_verified = sender_verified || self.profile.config.email == message.from;
         let (subject, body) = (sender.0.subject.clone(), sender.0.body.clone());
+        let matter_name = sender.0.matter.clone();
         Ok(MessageView {
             id: message.id,
             thread: message.thread,
@@ -623,6 +645,8 @@ impl Client {
             verified: true,
             sender_fingerprint: sender.1.fingerprint().to_string(),
             sender_verified,
+            matter: message.matter,
+            matter_name,
         })
     }
 
@@ -1063,6 +1087,7 @@ fn summary(m: Message, subject: String, documents: Vec<DocumentInfo>) -> Message
         sent_at: m.sent_at,
         subject,
         documents,
+        matter: m.matter,
     }
 }
 
