@@ -24,13 +24,10 @@ use crate::wire::{format_utc, from_hex, to_hex};
 pub const EVIDENCE_FORMAT: &str = "attache-evidence v1";
 /// The largest bundle read.
 pub const MAX_BUNDLE_LEN: usize = 1 << 20;
-/// Audit actions that record the signer's answer, with the intent each records (`None`: either).
-const ANSWER_ACTIONS: &[(&str, Option<Intent>)] = &[
-    ("signature.sign", Some(Intent::Sign)),
-    ("signature.signed", Some(Intent::Sign)),
-    ("signature.decline", Some(Intent::Decline)),
-    ("signature.declined", Some(Intent::Decline)),
-    ("signature.answer", None),
+/// The audit actions that record the signer's answer, with the intent each records.
+const ANSWER_ACTIONS: &[(&str, Intent)] = &[
+    ("signature.sign", Intent::Sign),
+    ("signature.decline", Intent::Decline),
 ];
 
 /// The first check a bundle failed. [`EvidenceError::check`] is the check's stable name.
@@ -433,7 +430,7 @@ fn check_entries(b: &Decoded, intent: Intent) -> Result<AuditEntry, EvidenceErro
             .map(|(_, i)| *i);
         if let Some(recorded) = recorded {
             if entry.object == b.request.id && entry.actor == b.signer.email {
-                if recorded.is_some_and(|r| r != intent) {
+                if recorded != intent {
                     return Err(fail(format!(
                         "entry {} records the answer as {}, but the statement says otherwise",
                         entry.seq, entry.action
