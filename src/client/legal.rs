@@ -792,8 +792,10 @@ impl Client {
             let sender_keys = self.sender_keys(&header.sender, &expected, &header.item)?;
             let preamble = Preamble::parse(&decode(&header.preamble, "preamble")?)?;
             let manifest = Manifest::parse(&decode(&header.manifest, "manifest")?)?;
+            // The server's id names the upload; the preamble's id is the one the content key is
+            // bound to (and that key packages name).
             let item_id = preamble.item_id();
-            if to_hex(&item_id) != *id {
+            if header.item != *id {
                 return Err(ClientError::ItemMismatch {
                     item: id.clone(),
                     reason: "the server answered with another item",
@@ -817,7 +819,7 @@ impl Client {
                 item: id.clone(),
                 package: STANDARD.encode(seal_key_package(&key, &item_id, &grantee_keys)?),
             });
-            digests.push((item_id, manifest.digest()));
+            digests.push((hex_id(id, "item id")?, manifest.digest()));
         }
         let matter = matter.map(str::to_owned).or(message_matter);
         let identity = self.identity()?;

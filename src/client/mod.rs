@@ -197,6 +197,8 @@ pub struct MessageView {
     pub matter: Option<String>,
     /// The matter's name as the sender sealed it (empty if none).
     pub matter_name: String,
+    /// The message's own sealed item (subject, body and the document record), hex.
+    pub item: String,
 }
 
 /// A message to send.
@@ -647,6 +649,7 @@ impl Client {
             sender_verified,
             matter: message.matter,
             matter_name,
+            item: message.item,
         })
     }
 

@@ -14,6 +14,7 @@ mod garbage;
 mod interop;
 mod items;
 mod keys;
+mod legal;
 mod notices;
 mod statements;
 mod support;
