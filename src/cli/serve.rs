@@ -17,6 +17,12 @@ use serde::Deserialize;
 /// Settings of `attache serve`. Each flag also reads `ATTACHE_<NAME>` and the key of the same
 /// name (with `_` for `-`) in the `--config` TOML file.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Tests only: ATTACHE_TEST_CLOCK_FILE=FILE moves the server's clock by the \
+number of seconds written in FILE (re-read on each use; missing or garbled = 0), so that \
+sessions, invites, grants, deadlines, reminders and retention can be tested without waiting. \
+The server warns loudly at start when it is set. Never set it in production."
+)]
 pub(crate) struct ServeArgs {
     /// A TOML file with any of the settings below (keys like `listen`, `cache_mb`).
     #[arg(long, env = "ATTACHE_CONFIG", value_name = "FILE")]
@@ -58,6 +64,22 @@ pub(crate) struct ServeArgs {
     /// Unfinished uploads idle this long are deleted [default: 24].
     #[arg(long, env = "ATTACHE_UPLOAD_ABANDON_HOURS", value_name = "HOURS")]
     upload_abandon_hours: Option<u32>,
+    /// Days a closed matter's documents and messages are kept before they are deleted, unless
+    /// the closing names its own period or a legal hold is set [default: 2555, about 7 years].
+    #[arg(long, env = "ATTACHE_RETENTION_DAYS", value_name = "DAYS")]
+    retention_days: Option<u32>,
+    /// Seconds between sweeps: ended grants are cut off, matters past retention deleted,
+    /// the audit log checkpointed, expired records removed [default: 600].
+    #[arg(long, env = "ATTACHE_SWEEP_SECONDS", value_name = "SECONDS")]
+    sweep_seconds: Option<u64>,
+    /// Remind a signer this many hours before a signature deadline, comma-separated; empty
+    /// for none [default: 72,24].
+    #[arg(
+        long,
+        env = "ATTACHE_SIGNATURE_REMINDER_HOURS",
+        value_name = "HOURS,..."
+    )]
+    signature_reminder_hours: Option<String>,
     /// Log format on stderr [default: text]. `RUST_LOG` sets the level (default `info`).
     #[arg(long, env = "ATTACHE_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
@@ -129,6 +151,9 @@ struct FileSettings {
     session_idle_minutes: Option<u32>,
     session_hours: Option<u32>,
     upload_abandon_hours: Option<u32>,
+    retention_days: Option<u32>,
+    sweep_seconds: Option<u64>,
+    signature_reminder_hours: Option<String>,
     log_format: Option<LogFormat>,
     smtp: Option<String>,
     smtp_user: Option<String>,
@@ -212,8 +237,26 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
             .upload_abandon_hours
             .or(file.upload_abandon_hours)
             .unwrap_or(defaults.upload_abandon_hours),
+        retention_days: args
+            .retention_days
+            .or(file.retention_days)
+            .unwrap_or(defaults.retention_days),
+        sweep_seconds: args
+            .sweep_seconds
+            .or(file.sweep_seconds)
+            .unwrap_or(defaults.sweep_seconds),
+        signature_reminder_hours: match args
+            .signature_reminder_hours
+            .or(file.signature_reminder_hours)
+        {
+            Some(list) => reminder_hours(&list)?,
+            None => defaults.signature_reminder_hours,
+        },
         mail,
     };
+    if config.sweep_seconds == 0 {
+        anyhow::bail!("--sweep-seconds must be at least 1");
+    }
     let log_format = args
         .log_format
         .or(file.log_format)
@@ -239,6 +282,8 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {}", server.url())?;
         writeln!(out, "certificate sha256:{}", server.certificate_sha256())?;
+        writeln!(out, "audit key ed25519:{}", server.audit_public_key())?;
+        writeln!(out, "audit key sha256:{}", server.audit_key_sha256())?;
         if let Some(invite) = server.bootstrap_invite() {
             writeln!(out, "bootstrap invite: {invite}")?;
         }
@@ -249,6 +294,24 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Parses `--signature-reminder-hours`: hours before the deadline, comma-separated.
+fn reminder_hours(list: &str) -> Result<Vec<u32>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| {
+            h.parse::<u32>()
+                .ok()
+                .filter(|n| *n <= 24 * 366 * 5)
+                .with_context(|| {
+                    format!(
+                        "--signature-reminder-hours: {h:?} is not a number of hours (e.g. 72,24)"
+                    )
+                })
+        })
+        .collect()
 }
 
 fn read_file(path: &Path) -> Result<FileSettings> {

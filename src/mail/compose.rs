@@ -94,6 +94,7 @@ pub fn reminder_notice(firm: &str, link: &str, topic: &str) -> Composed {
     let line = match topic {
         "reply_target" => "A client's message has been waiting longer than your reply target.",
         "signature_deadline" => "A signature requested from you is due soon.",
+        "signature_answered" => "A signature request you made has been answered.",
         _ => "Something in your secure exchange needs your attention.",
     };
     let text = format!("Reminder from {firm}.\n\n{line}\n\nOpen it here:\n{link}\n");

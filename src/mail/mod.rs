@@ -26,6 +26,11 @@ pub use compose::Composed;
 pub(crate) use worker::run;
 
 use crate::server::metrics::write_metric;
+
+/// Reminder topic: a signature requested from the recipient is due soon.
+pub(crate) const TOPIC_SIGNATURE_DEADLINE: &str = "signature_deadline";
+/// Reminder topic: a signature request the recipient made was answered.
+pub(crate) const TOPIC_SIGNATURE_ANSWERED: &str = "signature_answered";
 use crate::storage::{NoticeKind, NoticeRecord, NoticeState};
 
 /// Mail settings of the server. `Debug` redacts the SMTP password.
@@ -262,6 +267,7 @@ pub(crate) struct Outbox {
 
 struct OutboxInner {
     wake: Notify,
+    clock: crate::server::Clock,
     window_ms: i64,
     reply_target_ms: i64,
     firm: String,
@@ -273,7 +279,7 @@ struct OutboxInner {
 }
 
 impl Outbox {
-    pub(crate) fn new(s: &MailSettings) -> Self {
+    pub(crate) fn new(s: &MailSettings, clock: crate::server::Clock) -> Self {
         let window_ms =
             i64::try_from(s.notice_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         // Hours as a fraction, so that tests can set seconds; clamp to a sane range.
@@ -281,6 +287,7 @@ impl Outbox {
         Self {
             inner: Arc::new(OutboxInner {
                 wake: Notify::new(),
+                clock,
                 window_ms,
                 reply_target_ms,
                 firm: s.firm_name.clone(),
@@ -291,6 +298,11 @@ impl Outbox {
                 reminders: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// The server clock's time in milliseconds: due times follow the server's one clock.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
     }
 
     /// Tells the worker that new notices are durable.
@@ -309,7 +321,7 @@ impl Outbox {
         message: &[u8; 16],
         to: &[String],
     ) -> Result<Vec<NoticeRecord>, crate::server::ApiError> {
-        let now = now_ms();
+        let now = self.now_ms();
         to.iter()
             .map(|t| {
                 new_notice(
@@ -329,7 +341,7 @@ impl Outbox {
         message: &[u8; 16],
         firm_member: &str,
     ) -> Result<NoticeRecord, crate::server::ApiError> {
-        let now = now_ms();
+        let now = self.now_ms();
         new_notice(
             firm_member,
             NoticeKind::Reminder {
@@ -338,6 +350,45 @@ impl Outbox {
             },
             now,
             now.saturating_add(self.inner.reply_target_ms),
+            true,
+        )
+    }
+
+    /// A reminder to `signer` of the signature request `request`, due at `at` (seconds). The
+    /// worker drops it if the request was answered (or has passed its deadline) by then.
+    pub(crate) fn signature_reminder(
+        &self,
+        request: &[u8; 16],
+        signer: &str,
+        at: i64,
+    ) -> Result<NoticeRecord, crate::server::ApiError> {
+        new_notice(
+            signer,
+            NoticeKind::Reminder {
+                topic: TOPIC_SIGNATURE_DEADLINE.into(),
+                about: Some(*request),
+            },
+            self.now_ms(),
+            at.saturating_mul(1000),
+            true,
+        )
+    }
+
+    /// The notice to `requester` that the signature request `request` was answered, due now.
+    pub(crate) fn signature_answered(
+        &self,
+        request: &[u8; 16],
+        requester: &str,
+    ) -> Result<NoticeRecord, crate::server::ApiError> {
+        let now = self.now_ms();
+        new_notice(
+            requester,
+            NoticeKind::Reminder {
+                topic: TOPIC_SIGNATURE_ANSWERED.into(),
+                about: Some(*request),
+            },
+            now,
+            now,
             true,
         )
     }
@@ -351,7 +402,7 @@ impl Outbox {
         inviter_name: &str,
         expires_at: i64,
     ) -> Result<NoticeRecord, crate::server::ApiError> {
-        let now = now_ms();
+        let now = self.now_ms();
         new_notice(
             to,
             NoticeKind::Invite {
@@ -430,12 +481,6 @@ fn new_notice(
         count: 1,
         grouped,
     })
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The host of the public URL, for the default From address (an IP becomes `localhost`, which

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use ring::rand::{SecureRandom, SystemRandom};
 
-use super::{DeliveryError, Mailer, Outbox, compose, now_ms};
+use super::{DeliveryError, Mailer, Outbox, TOPIC_SIGNATURE_DEADLINE, compose};
 use crate::storage::{NoticeKind, NoticeRecord, NoticeState, StorageError, Store};
 use crate::wire::to_hex;
 
@@ -38,10 +38,10 @@ pub(crate) async fn run(store: Store, mailer: Arc<Mailer>, outbox: Outbox, link:
             Ok(next) => next,
             Err(e) => {
                 tracing::error!(error = %e, "outbox pass failed");
-                Some(now_ms() + 5_000)
+                Some(outbox.now_ms() + 5_000)
             }
         };
-        let now = now_ms();
+        let now = outbox.now_ms();
         if now - last_purge > 3_600_000 {
             last_purge = now;
             match store.purge_notices(now - KEEP_FINAL_MS) {
@@ -50,7 +50,7 @@ pub(crate) async fn run(store: Store, mailer: Arc<Mailer>, outbox: Outbox, link:
                 Err(e) => tracing::error!(error = %e, "outbox purge failed"),
             }
         }
-        let wait = next.map_or(IDLE_MS, |t| (t - now_ms()).clamp(0, IDLE_MS));
+        let wait = next.map_or(IDLE_MS, |t| (t - outbox.now_ms()).clamp(0, IDLE_MS));
         tokio::select! {
             () = outbox.inner.wake.notified() => {}
             () = tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))) => {}
@@ -66,7 +66,7 @@ async fn pass(
     link: &str,
 ) -> Result<Option<i64>, StorageError> {
     let mut all = store.notices()?;
-    let now = now_ms();
+    let now = outbox.now_ms();
 
     // Coalescing: once the oldest ungrouped message notice to an address is due, every
     // ungrouped message notice to that address joins its email.
@@ -128,6 +128,17 @@ async fn pass(
                     store.put_notices(std::slice::from_ref(n))?;
                     continue;
                 }
+                if topic == TOPIC_SIGNATURE_DEADLINE
+                    && !awaits_signature(store, about.as_ref(), now.div_euclid(1000))?
+                {
+                    n.state = NoticeState::Sent { at_ms: now };
+                    n.kind = NoticeKind::Reminder {
+                        topic: "signature_deadline_answered".into(),
+                        about: *about,
+                    };
+                    store.put_notices(std::slice::from_ref(n))?;
+                    continue;
+                }
                 compose::reminder_notice(outbox.firm(), link, topic)
             }
         };
@@ -135,7 +146,9 @@ async fn pass(
         let id = to_hex(&n.id);
         match result {
             Ok(()) => {
-                n.state = NoticeState::Sent { at_ms: now_ms() };
+                n.state = NoticeState::Sent {
+                    at_ms: outbox.now_ms(),
+                };
                 erase_secret(n);
                 store.put_notices(std::slice::from_ref(n))?;
                 store.commit().await?;
@@ -144,7 +157,7 @@ async fn pass(
             }
             Err(DeliveryError::Permanent(code, error)) => {
                 n.state = NoticeState::Undeliverable {
-                    at_ms: now_ms(),
+                    at_ms: outbox.now_ms(),
                     code,
                 };
                 erase_secret(n);
@@ -154,7 +167,7 @@ async fn pass(
             }
             Err(DeliveryError::Transient(error)) => {
                 n.attempts = n.attempts.saturating_add(1);
-                n.due_ms = now_ms() + backoff(n.attempts);
+                n.due_ms = outbox.now_ms() + backoff(n.attempts);
                 store.put_notices(std::slice::from_ref(n))?;
                 outbox.inner.failed_attempts.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(notice = %id, attempt = n.attempts, error = %error,
@@ -212,6 +225,21 @@ fn replied(store: &Store, member: &str, about: Option<&[u8; 16]>) -> Result<bool
             None => return Ok(false),
         }
     }
+}
+
+/// Whether the signature request `about` still waits for its signer at `now` (seconds):
+/// unanswered and before its deadline.
+fn awaits_signature(
+    store: &Store,
+    about: Option<&[u8; 16]>,
+    now: i64,
+) -> Result<bool, StorageError> {
+    let Some(id) = about else {
+        return Ok(false);
+    };
+    Ok(store
+        .signature(id)?
+        .is_some_and(|r| r.answered_at.is_none() && now < r.deadline))
 }
 
 /// An invite's URL holds its secret: it is kept only while the notice may still be sent.

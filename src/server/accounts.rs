@@ -9,8 +9,8 @@ use ring::signature::{ED25519, UnparsedPublicKey};
 
 use super::authz::{Action, decide};
 use super::error::ApiError;
-use super::extract::{Caller, Json, parse_id};
-use super::{AppState, account_view, now, random, secret_matches, sha256, valid_email};
+use super::extract::{Caller, ClientAddr, Json, parse_id};
+use super::{AppState, account_view, random, secret_matches, sha256, valid_email};
 use crate::crypto::PublicKeys;
 use crate::storage::{AccountRecord, ChallengeRecord, InviteRecord, JoinOutcome, SessionRecord};
 use crate::wire::api::{
@@ -33,15 +33,14 @@ pub(crate) async fn create_invite(
 ) -> Result<(StatusCode, axum::Json<Invite>), ApiError> {
     let email = valid_email(&req.email)?;
     let name = valid_name(req.name.as_deref())?;
-    decide(&s.store, &caller, Action::CreateInvite(req.role)).await?;
+    decide(&s, &caller, Action::CreateInvite(req.role)).await?;
     if s.store.account(&email)?.is_some() {
         return Err(ApiError::Conflict(
             "email_taken",
             "this email already has an account".into(),
         ));
     }
-    let (url, expires_at) =
-        new_invite(&s, Some(email), name, req.role, Some(&caller.account.email))?;
+    let (url, expires_at) = new_invite(&s, Some(email), name, req.role, Some(&caller))?;
     s.store.commit().await?;
     s.outbox.wake();
     Ok((
@@ -60,11 +59,12 @@ pub(crate) fn new_invite(
     email: Option<String>,
     name: Option<String>,
     role: crate::wire::api::Role,
-    invited_by: Option<&str>,
+    inviter: Option<&Caller>,
 ) -> Result<(String, i64), ApiError> {
+    let invited_by = inviter.map(|c| c.account.email.as_str());
     let id: [u8; 16] = random()?;
     let secret: [u8; 32] = random()?;
-    let expires_at = now() + i64::from(s.settings.invite_days) * 86_400;
+    let expires_at = s.now() + i64::from(s.settings.invite_days) * 86_400;
     let record = InviteRecord {
         secret_sha256: sha256(&secret),
         email,
@@ -90,8 +90,8 @@ pub(crate) fn new_invite(
     };
     s.store
         .put_invite_with_notice(&id, &record, notice.as_ref())?;
-    if let Some(by) = invited_by {
-        s.store.audit(now(), by, "invite.create", &to_hex(&id))?;
+    if let (Some(caller), Some(invited)) = (inviter, &record.email) {
+        s.audit(caller, "invite.create", invited, None)?;
     }
     Ok((url, expires_at))
 }
@@ -126,6 +126,7 @@ and never reaches the server until you join.</p>\n</body></html>\n";
         (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub(crate) async fn join(
     State(s): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     Json(req): Json<JoinRequest>,
 ) -> Result<(StatusCode, axum::Json<Account>), ApiError> {
     let id = parse_id(&req.invite_id)?;
@@ -139,7 +140,7 @@ pub(crate) async fn join(
     if invite.used {
         return Err(ApiError::InviteUsed);
     }
-    if invite.expires_at <= now() {
+    if invite.expires_at <= s.now() {
         return Err(ApiError::InviteExpired);
     }
     let email = match (&invite.email, &req.email) {
@@ -173,7 +174,7 @@ pub(crate) async fn join(
         name,
         role: invite.role,
         public_keys: keys.to_bytes().to_vec(),
-        created_at: now(),
+        created_at: s.now(),
     };
     match s.store.join(&id, &invite, &account)? {
         JoinOutcome::Joined => {}
@@ -185,7 +186,8 @@ pub(crate) async fn join(
             ));
         }
     }
-    s.store.audit(now(), &email, "account.join", &to_hex(&id))?;
+    s.store
+        .audit(s.now(), &email, &addr, "account.join", &to_hex(&id), None)?;
     s.store.commit().await?;
     tracing::info!(role = account.role.as_str(), "account joined");
     Ok((StatusCode::CREATED, axum::Json(account_view(&account)?)))
@@ -201,7 +203,7 @@ pub(crate) async fn challenge(
     let email = valid_email(&req.email)?;
     let id: [u8; 16] = random()?;
     let nonce: [u8; 32] = random()?;
-    let expires_at = now() + CHALLENGE_SECONDS;
+    let expires_at = s.now() + CHALLENGE_SECONDS;
     s.store.put_challenge(
         &id,
         &ChallengeRecord {
@@ -223,12 +225,13 @@ pub(crate) async fn challenge(
     responses((status = 200, body = Session), (status = 401, body = ErrorBody)))]
 pub(crate) async fn session(
     State(s): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     Json(req): Json<SessionRequest>,
 ) -> Result<axum::Json<Session>, ApiError> {
     let id = parse_id(&req.challenge_id).map_err(|_| ApiError::Unauthorized)?;
     let email = valid_email(&req.email).map_err(|_| ApiError::Unauthorized)?;
     let challenge = s.store.take_challenge(&id)?.ok_or(ApiError::Unauthorized)?;
-    let now = now();
+    let now = s.now();
     if challenge.email != email || challenge.expires_at <= now {
         return Err(ApiError::Unauthorized);
     }
@@ -252,6 +255,8 @@ pub(crate) async fn session(
             expires_at,
         },
     )?;
+    s.store
+        .audit(now, &email, &addr, "session.open", &email, None)?;
     s.store.commit().await?;
     Ok(axum::Json(Session {
         token: URL_SAFE_NO_PAD.encode(token),
@@ -301,7 +306,7 @@ pub(crate) async fn directory(
 ) -> Result<axum::Json<Account>, ApiError> {
     let email = valid_email(&email).map_err(|_| ApiError::NotFound)?;
     let other = s.store.account(&email)?.ok_or(ApiError::NotFound)?;
-    decide(&s.store, &caller, Action::ViewAccount(&other)).await?;
+    decide(&s, &caller, Action::ViewAccount(&other)).await?;
     Ok(axum::Json(account_view(&other)?))
 }
 

@@ -24,6 +24,11 @@ pub enum ApiError {
     InviteExpired,
     /// 410 `invite_used`.
     InviteUsed,
+    /// 410 with a specific code: the object's time is over (`matter_deleted`,
+    /// `request_expired`).
+    Gone(&'static str, String),
+    /// 410 `access_expired`: the caller's grant to this object ended (at this time).
+    AccessExpired(i64),
     /// 408 `timeout`: the body did not arrive in time.
     Timeout,
     /// 413 `too_large`.
@@ -38,7 +43,13 @@ pub enum ApiError {
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
-        Self::Internal(e.to_string())
+        match e {
+            StorageError::Conflict => Self::Conflict(
+                "conflict",
+                "a concurrent request changed this; try again".into(),
+            ),
+            e => Self::Internal(e.to_string()),
+        }
     }
 }
 
@@ -64,6 +75,12 @@ impl ApiError {
                 StatusCode::GONE,
                 "invite_used",
                 "this invite was already used; ask for a new one".into(),
+            ),
+            Self::Gone(c, m) => (StatusCode::GONE, c, m.clone()),
+            Self::AccessExpired(at) => (
+                StatusCode::GONE,
+                "access_expired",
+                format!("access expired on {}", crate::wire::format_utc(*at)),
             ),
             Self::Timeout => (
                 StatusCode::REQUEST_TIMEOUT,

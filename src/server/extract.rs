@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use super::{AppState, now, sha256};
+use super::{AppState, Peer, sha256};
 use crate::storage::AccountRecord;
 
 /// Longest time a client may take to send a request body (16 chunks are 1 MiB).
@@ -55,10 +55,12 @@ fn bytes_error(e: &BytesRejection) -> ApiError {
     }
 }
 
-/// The signed-in account making the request.
+/// The signed-in account making the request, and the address it came from (for the audit
+/// log; empty when the router is driven without the accept loop).
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
     pub(crate) account: AccountRecord,
+    pub(crate) addr: String,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -82,7 +84,7 @@ impl FromRequestParts<AppState> for Caller {
         }
         let hash = sha256(&raw);
         let mut session = state.store.session(&hash)?.ok_or(ApiError::Unauthorized)?;
-        let now = now();
+        let now = state.now();
         let idle = i64::from(state.settings.session_idle_minutes) * 60;
         if session.expires_at <= now || session.last_seen + idle <= now {
             state.store.remove_session(&hash)?;
@@ -98,8 +100,29 @@ impl FromRequestParts<AppState> for Caller {
             .store
             .account(&session.email)?
             .ok_or(ApiError::Unauthorized)?;
-        Ok(Self { account })
+        let addr = client_addr(parts);
+        Ok(Self { account, addr })
     }
+}
+
+/// The client's address for routes without a session (sign-in, join), for the audit log.
+pub(crate) struct ClientAddr(pub(crate) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(client_addr(parts)))
+    }
+}
+
+/// The client's IP address as text, from the [`Peer`] the accept loop attaches.
+pub(crate) fn client_addr(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<Peer>()
+        .map(|p| p.0.ip().to_string())
+        .unwrap_or_default()
 }
 
 /// Parses a 32-hex-digit id; anything else is "not found" (ids are never guessed apart).

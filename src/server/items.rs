@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::authz::{Action, decide};
 use super::error::ApiError;
 use super::extract::{Caller, Json, Octets, parse_id};
-use super::{AppState, account_view, now, random};
+use super::{AppState, account_view, random};
 use crate::crypto::{
     CHUNK_SIZE, MAX_CHUNKS, MAX_KEY_PACKAGE_LEN, Manifest, PREAMBLE_LEN, Preamble, PublicKeys,
 };
@@ -44,7 +44,7 @@ pub(crate) async fn create(
             ))
         })?;
     let id: [u8; 16] = random()?;
-    let now = now();
+    let now = s.now();
     s.store.put_item(&ItemRecord {
         id,
         uploader: caller.account.email.clone(),
@@ -55,6 +55,7 @@ pub(crate) async fn create(
         manifest: None,
         created_at: now,
         updated_at: now,
+        matter: None,
     })?;
     s.store.commit().await?;
     s.metrics.uploads_started();
@@ -83,7 +84,7 @@ pub(crate) async fn put_chunks(
     let id = parse_id(&item)?;
     let _guard = s.lock_upload(id)?;
     let mut rec = s.store.item(&id)?.ok_or(ApiError::NotFound)?;
-    decide(&s.store, &caller, Action::Upload(&rec)).await?;
+    decide(&s, &caller, Action::Upload(&rec)).await?;
     if first != rec.received {
         return Err(ApiError::Conflict(
             "wrong_offset",
@@ -108,7 +109,7 @@ pub(crate) async fn put_chunks(
     }
     rec.received += count;
     rec.received_bytes += body.len() as u64;
-    rec.updated_at = now();
+    rec.updated_at = s.now();
     s.store.put_item(&rec)?;
     s.store.commit().await?;
     s.metrics
@@ -129,7 +130,7 @@ pub(crate) async fn upload_state(
 ) -> Result<axum::Json<UploadState>, ApiError> {
     let id = parse_id(&item)?;
     let rec = s.store.item(&id)?.ok_or(ApiError::NotFound)?;
-    decide(&s.store, &caller, Action::Upload(&rec)).await?;
+    decide(&s, &caller, Action::Upload(&rec)).await?;
     Ok(axum::Json(UploadState {
         item,
         received: rec.received,
@@ -151,7 +152,7 @@ pub(crate) async fn commit(
     let id = parse_id(&item)?;
     let _guard = s.lock_upload(id)?;
     let mut rec = s.store.item(&id)?.ok_or(ApiError::NotFound)?;
-    decide(&s.store, &caller, Action::Upload(&rec)).await?;
+    decide(&s, &caller, Action::Upload(&rec)).await?;
     let manifest_bytes = STANDARD
         .decode(req.manifest.trim())
         .map_err(|_| ApiError::BadRequest("manifest must be base64".into()))?;
@@ -193,10 +194,9 @@ pub(crate) async fn commit(
     checked?;
     rec.committed = true;
     rec.manifest = Some(manifest_bytes);
-    rec.updated_at = now();
+    rec.updated_at = s.now();
     s.store.commit_item(&rec, &packages)?;
-    s.store
-        .audit(now(), &caller.account.email, "item.commit", &item)?;
+    s.audit(&caller, "item.commit", &item, None)?;
     s.store.commit().await?;
     Ok(axum::Json(UploadState {
         item,
@@ -274,7 +274,7 @@ pub(crate) async fn header(
 ) -> Result<axum::Json<ItemHeader>, ApiError> {
     let id = parse_id(&item)?;
     let rec = s.store.item(&id)?.ok_or(ApiError::NotFound)?;
-    decide(&s.store, &caller, Action::ReadItem(&rec)).await?;
+    decide(&s, &caller, Action::ReadItem(&rec)).await?;
     let package = s
         .store
         .key_package(&id, &caller.account.email)?
@@ -320,7 +320,7 @@ pub(crate) async fn download(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&item)?;
     let rec = s.store.item(&id)?.ok_or(ApiError::NotFound)?;
-    decide(&s.store, &caller, Action::ReadChunks(&rec)).await?;
+    decide(&s, &caller, Action::ReadChunks(&rec)).await?;
     let total = rec.received_bytes;
     let count = rec.received;
     let range = match headers.get(header::RANGE) {

@@ -1,4 +1,5 @@
-//! Handlers for messages: send, list (inbox and sent, newest first), read.
+//! Handlers for messages: send (optionally in a matter), list (inbox and sent, newest first),
+//! read.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -7,8 +8,8 @@ use serde::Deserialize;
 use super::authz::{Action, decide};
 use super::error::ApiError;
 use super::extract::{Caller, Json, parse_id};
-use super::{AppState, now, random, valid_email};
-use crate::storage::MessageRecord;
+use super::{AppState, random, valid_email};
+use crate::storage::{MatterRecord, MessageRecord};
 use crate::wire::api::{
     DocumentRef, ErrorBody, MAX_DOCUMENTS, MAX_PAGE, MAX_RECIPIENTS, Message, MessageList, Role,
     SendMessage,
@@ -20,7 +21,8 @@ const DEFAULT_PAGE: u32 = 50;
 
 /// Sends a committed message item with its committed documents.
 #[utoipa::path(post, path = "/v1/messages", request_body = SendMessage,
-    responses((status = 201, body = Message), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 201, body = Message), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 410, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn send(
     State(s): State<AppState>,
@@ -50,47 +52,83 @@ pub(crate) async fn send(
             "a message needs a recipient other than you".into(),
         ));
     }
+    // A client or co-counsel may not file anything in a matter (they may reply in a thread
+    // that has one: the reply joins it).
+    let named = match &req.matter {
+        Some(m) => {
+            if !caller.account.role.is_firm() {
+                return Err(ApiError::Forbidden(
+                    "only firm users may file messages in a matter",
+                ));
+            }
+            Some(parse_id(m)?)
+        }
+        None => None,
+    };
     let item_id = parse_id(&req.item)?;
     let item = s.store.item(&item_id)?.ok_or(ApiError::NotFound)?;
-    decide(&s.store, &caller, Action::SendItem(&item)).await?;
-    let mut items = vec![item_id];
+    decide(&s, &caller, Action::SendItem(&item)).await?;
+    let mut items = vec![item];
     let mut documents = Vec::with_capacity(req.documents.len());
     for d in &req.documents {
         let id = parse_id(d)?;
         let doc = s.store.item(&id)?.ok_or(ApiError::NotFound)?;
-        decide(&s.store, &caller, Action::SendItem(&doc)).await?;
-        if !items.contains(&id) {
-            items.push(id);
+        decide(&s, &caller, Action::SendItem(&doc)).await?;
+        if !items.iter().any(|i| i.id == id) {
             documents.push((id, doc.received_bytes));
+            items.push(doc);
         }
     }
     for t in &to {
         for i in &items {
-            if !s.store.has_key_package(i, t)? {
+            if !s.store.has_key_package(&i.id, t)? {
                 return Err(ApiError::Rejected(
                     "missing_key_package",
-                    format!("{t} holds no key package for item {}", to_hex(i)),
+                    format!("{t} holds no key package for item {}", to_hex(&i.id)),
                 ));
             }
         }
     }
     let id: [u8; 16] = random()?;
-    let thread = match &req.in_reply_to {
+    let (thread, inherited) = match &req.in_reply_to {
         Some(r) => {
             let parent = s.store.message(&parse_id(r)?)?.ok_or(ApiError::NotFound)?;
-            decide(&s.store, &caller, Action::ReadMessage(&parent)).await?;
-            parent.thread
+            decide(&s, &caller, Action::ReplyTo(&parent)).await?;
+            (parent.thread, parent.matter)
         }
-        None => id,
+        None => (id, None),
     };
+    let matter = match (named, inherited) {
+        (Some(n), Some(i)) if n != i => {
+            return Err(ApiError::Conflict(
+                "matter_mismatch",
+                "a reply stays in its thread's matter".into(),
+            ));
+        }
+        (Some(n), _) => {
+            let m = s.store.matter(&n)?.ok_or(ApiError::NotFound)?;
+            decide(&s, &caller, Action::UseMatter(&m)).await?;
+            Some(n)
+        }
+        (None, inherited) => inherited,
+    };
+    for i in &items {
+        if i.matter.is_some() && i.matter != matter {
+            return Err(ApiError::Conflict(
+                "matter_mismatch",
+                format!("item {} belongs to another matter", to_hex(&i.id)),
+            ));
+        }
+    }
     let record = MessageRecord {
         id,
         thread,
         from: me.clone(),
         to,
-        sent_at: now(),
+        sent_at: s.now(),
         item: item_id,
         documents,
+        matter,
     };
     let mut notices = s.outbox.message_notices(&record.id, &record.to)?;
     if caller.account.role == Role::Client {
@@ -100,11 +138,66 @@ pub(crate) async fn send(
             }
         }
     }
-    s.store.put_message_with_notices(&record, &notices)?;
+    {
+        // The matter's state is checked and the message filed under one lock, so that nothing
+        // joins a matter while it is being closed or deleted.
+        let _matters = matter.map(|_| s.lock_matters());
+        if let Some(m) = &matter {
+            let current = s.store.matter(m)?.ok_or(ApiError::NotFound)?;
+            open_for_additions(&current)?;
+        }
+        s.store.put_message_with_notices(&record, &notices)?;
+        s.audit(
+            &caller,
+            "message.send",
+            &to_hex(&record.id),
+            matter.as_ref(),
+        )?;
+    }
     s.store.commit().await?;
     s.outbox.wake();
     s.metrics.message_sent();
     Ok((StatusCode::CREATED, axum::Json(view(&record))))
+}
+
+/// Refuses additions to a closed (`409 matter_closed`) or deleted (`410 matter_deleted`)
+/// matter.
+pub(crate) fn open_for_additions(m: &MatterRecord) -> Result<(), ApiError> {
+    if m.deleted_at.is_some() {
+        return Err(matter_deleted());
+    }
+    if m.closed_at.is_some() {
+        return Err(ApiError::Conflict(
+            "matter_closed",
+            "the matter is closed: nothing may be added to it".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `410 matter_deleted`.
+pub(crate) fn matter_deleted() -> ApiError {
+    ApiError::Gone(
+        "matter_deleted",
+        "the matter's content was deleted at the end of its retention".into(),
+    )
+}
+
+/// Parses a page size and cursor (shared with the matter's message listing).
+pub(crate) fn page_params(
+    before: Option<&str>,
+    limit: Option<u32>,
+) -> Result<(Option<Vec<u8>>, usize), ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize;
+    let cursor = match before {
+        Some(c) => Some(
+            from_hex(c)
+                .filter(|b| b.len() == 24)
+                .ok_or_else(|| ApiError::BadRequest("before is a cursor from `next`".into()))?,
+        ),
+        None => None,
+    };
+    Ok((cursor, limit))
 }
 
 /// Query of a listing.
@@ -133,15 +226,7 @@ pub(crate) async fn list(
         Some("sent") => true,
         Some(_) => return Err(ApiError::BadRequest("box is inbox or sent".into())),
     };
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize;
-    let cursor = match q.before.as_deref() {
-        Some(c) => Some(
-            from_hex(c)
-                .filter(|b| b.len() == 24)
-                .ok_or_else(|| ApiError::BadRequest("before is a cursor from `next`".into()))?,
-        ),
-        None => None,
-    };
+    let (cursor, limit) = page_params(q.before.as_deref(), q.limit)?;
     let (page, next) =
         s.store
             .message_page(&caller.account.email, sent, cursor.as_deref(), limit)?;
@@ -151,9 +236,11 @@ pub(crate) async fn list(
     }))
 }
 
-/// One message, for its sender and recipients.
+/// One message, for its sender and recipients, and for a grantee of its item while the grant
+/// lasts (after it: `410 access_expired`).
 #[utoipa::path(get, path = "/v1/messages/{id}", params(("id" = String, Path, description = "message id")),
-    responses((status = 200, body = Message), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = Message), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub(crate) async fn read(
     State(s): State<AppState>,
     caller: Caller,
@@ -161,11 +248,12 @@ pub(crate) async fn read(
 ) -> Result<axum::Json<Message>, ApiError> {
     let id = parse_id(&id)?;
     let m = s.store.message(&id)?.ok_or(ApiError::NotFound)?;
-    decide(&s.store, &caller, Action::ReadMessage(&m)).await?;
+    decide(&s, &caller, Action::ReadMessage(&m)).await?;
     Ok(axum::Json(view(&m)))
 }
 
-fn view(m: &MessageRecord) -> Message {
+/// The API view of a message.
+pub(crate) fn view(m: &MessageRecord) -> Message {
     Message {
         id: to_hex(&m.id),
         thread: to_hex(&m.thread),
@@ -181,6 +269,6 @@ fn view(m: &MessageRecord) -> Message {
                 ciphertext_len: *len,
             })
             .collect(),
-        matter: None,
+        matter: m.matter.map(|id| to_hex(&id)),
     }
 }

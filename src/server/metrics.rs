@@ -16,6 +16,7 @@ pub(crate) struct Metrics {
     chunk_bytes: AtomicU64,
     downloads: AtomicU64,
     messages: AtomicU64,
+    sweeps: AtomicU64,
 }
 
 impl Metrics {
@@ -43,6 +44,11 @@ impl Metrics {
 
     pub(crate) fn message_sent(&self) {
         self.messages.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One sweep finished and was committed.
+    pub(crate) fn swept(&self) {
+        self.sweeps.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition.
@@ -87,6 +93,11 @@ impl Metrics {
                 "attache_messages_sent_total",
                 "Messages accepted.",
                 self.messages.load(Ordering::Relaxed),
+            ),
+            (
+                "attache_sweeps_total",
+                "Sweeps finished (grant cut-offs, retention deletions, checkpoints, cleanup).",
+                self.sweeps.load(Ordering::Relaxed),
             ),
             (
                 "attache_flushes_total",

@@ -14,21 +14,28 @@
 //! ```
 
 mod accounts;
+mod audit;
+mod auditkey;
 mod authz;
+mod clock;
 mod error;
 mod extract;
+mod grants;
 mod items;
+mod matters;
 mod messages;
 pub(crate) mod metrics;
 mod routes;
+mod signatures;
+mod sweep;
 mod tls;
 
 use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -42,10 +49,13 @@ use rustls::ServerConfig;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+pub use clock::TEST_CLOCK_ENV;
 pub use error::ApiError;
 pub use routes::{
     CHUNKS_LIMIT, COMMIT_LIMIT, JSON_LIMIT, ROUTES, RouteInfo, api_markdown, openapi,
 };
+
+pub(crate) use clock::Clock;
 
 use crate::crypto::PublicKeys;
 use crate::storage::{AccountRecord, StorageError, Store};
@@ -59,8 +69,6 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most connections served at once.
 const MAX_CONNECTIONS: usize = 1024;
-/// How often expired records and abandoned uploads are swept.
-const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 /// Settings of the server. The one secret, the SMTP password in `mail`, is redacted in `Debug`.
 #[derive(Debug, Clone)]
@@ -87,6 +95,14 @@ pub struct Config {
     pub session_hours: u32,
     /// Uncommitted uploads idle this long are deleted.
     pub upload_abandon_hours: u32,
+    /// Days a closed matter's content is kept before deletion, unless the closing says
+    /// otherwise (at most [`crate::wire::api::MAX_RETAIN_DAYS`]).
+    pub retention_days: u32,
+    /// Seconds between sweeps (grant expiry, retention deletion, checkpoints, expired records);
+    /// at least 1.
+    pub sweep_seconds: u64,
+    /// Hours before a signature deadline at which the signer is reminded.
+    pub signature_reminder_hours: Vec<u32>,
     /// Email notices: relay, sender, firm name, coalescing window, DKIM.
     pub mail: crate::mail::MailSettings,
 }
@@ -105,6 +121,9 @@ impl Default for Config {
             session_idle_minutes: 60,
             session_hours: 12,
             upload_abandon_hours: 24,
+            retention_days: 2555,
+            sweep_seconds: 600,
+            signature_reminder_hours: vec![72, 24],
             mail: crate::mail::MailSettings::default(),
         }
     }
@@ -138,6 +157,13 @@ pub(crate) struct AppState {
     pub(crate) limiter: Arc<RateLimiter>,
     /// The notice outbox's wake-up signal and counters.
     pub(crate) outbox: crate::mail::Outbox,
+    /// The one clock every expiry reads.
+    pub(crate) clock: Clock,
+    /// Signs audit checkpoints and evidence attestations.
+    pub(crate) audit_key: Arc<auditkey::AuditKey>,
+    /// Held while a matter's state is checked and something is added to it or its state
+    /// changes, so that nothing joins a matter that is being closed or deleted.
+    matters: Arc<Mutex<()>>,
     uploads: Arc<Mutex<HashSet<[u8; 16]>>>,
 }
 
@@ -155,9 +181,9 @@ pub(crate) struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// Counts one request from `ip`; false once it is over the limit for this minute.
-    pub(crate) fn allow(&self, ip: std::net::IpAddr) -> bool {
-        let minute = now() / 60;
+    /// Counts one request from `ip` at `now`; false once it is over the limit for this minute.
+    pub(crate) fn allow(&self, ip: std::net::IpAddr, now: i64) -> bool {
+        let minute = now / 60;
         let mut w = self
             .windows
             .lock()
@@ -190,6 +216,46 @@ impl Drop for UploadGuard {
 }
 
 impl AppState {
+    /// The server clock's current time, in seconds.
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Takes the matter lock (held only for synchronous checks and writes, never across an
+    /// await).
+    pub(crate) fn lock_matters(&self) -> MutexGuard<'_, ()> {
+        self.matters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Appends an audit entry for an action by `caller` (not yet durable).
+    pub(crate) fn audit(
+        &self,
+        caller: &extract::Caller,
+        action: &str,
+        object: &str,
+        matter: Option<&[u8; 16]>,
+    ) -> Result<(), ApiError> {
+        self.store.audit(
+            self.now(),
+            &caller.account.email,
+            &caller.addr,
+            action,
+            object,
+            matter,
+        )?;
+        Ok(())
+    }
+
+    /// Signs a checkpoint if the audit log advanced since the last one (not yet durable).
+    pub(crate) fn checkpoint(&self) -> Result<(), StorageError> {
+        let key = self.audit_key.clone();
+        self.store
+            .checkpoint(self.now(), &move |m: &[u8]| key.sign(m))?;
+        Ok(())
+    }
+
     pub(crate) fn lock_upload(&self, id: [u8; 16]) -> Result<UploadGuard, ApiError> {
         let inserted = self
             .uploads
@@ -248,11 +314,26 @@ impl Server {
             Some(u) => u.trim_end_matches('/').to_owned(),
             None => default_url(addr),
         };
+        if config.retention_days > crate::wire::api::MAX_RETAIN_DAYS {
+            return Err(ServerError::Config(format!(
+                "retention_days is at most {}",
+                crate::wire::api::MAX_RETAIN_DAYS
+            )));
+        }
+        let clock = Clock::from_env();
+        if let Some(path) = clock.offset_file() {
+            tracing::warn!(
+                file = %path.display(),
+                "{TEST_CLOCK_ENV} is set: the server's clock is moved by the number of seconds \
+                 in this file. This is for tests only; never set it in production"
+            );
+        }
+        let audit_key = Arc::new(auditkey::AuditKey::load_or_create(&config.keys)?);
         let store = Store::open(&config.data, config.cache_mb.saturating_mul(1 << 20))?;
         let keys = config.keys.clone();
         let mailer = crate::mail::Mailer::new(&config.mail, &origin, &config.data)
             .map_err(|e| ServerError::Config(e.to_string()))?;
-        let outbox = crate::mail::Outbox::new(&config.mail);
+        let outbox = crate::mail::Outbox::new(&config.mail, clock.clone());
         let state = AppState {
             store,
             settings: Arc::new(config),
@@ -260,6 +341,9 @@ impl Server {
             metrics: Arc::default(),
             limiter: Arc::default(),
             outbox,
+            clock,
+            audit_key,
+            matters: Arc::default(),
             uploads: Arc::default(),
         };
         let bootstrap_invite = if state.store.is_empty()? {
@@ -301,6 +385,17 @@ impl Server {
         self.bootstrap_invite.as_deref()
     }
 
+    /// The audit key's Ed25519 public key, base64: verifiers pin it to check checkpoints and
+    /// evidence attestations.
+    pub fn audit_public_key(&self) -> String {
+        self.state.audit_key.public_base64()
+    }
+
+    /// Lower-case hex SHA-256 of the audit key's 32-byte public key.
+    pub fn audit_key_sha256(&self) -> String {
+        self.state.audit_key.sha256_hex()
+    }
+
     /// The router alone (no TLS), for tests that drive it directly.
     pub fn router(&self) -> axum::Router {
         routes::router(self.state.clone())
@@ -322,7 +417,7 @@ impl Server {
             .keep_alive_interval(Some(Duration::from_secs(60)));
         let graceful = GracefulShutdown::new();
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        let sweeper = tokio::spawn(sweep(self.state.clone()));
+        let sweeper = tokio::spawn(sweep::run(self.state.clone()));
         let notices = tokio::spawn(crate::mail::run(
             self.state.store.clone(),
             self.mailer.clone(),
@@ -452,36 +547,6 @@ async fn reload_on_hangup(settings: Arc<Config>, tls: Arc<RwLock<Arc<ServerConfi
     }
 }
 
-async fn sweep(state: AppState) {
-    let mut tick = tokio::time::interval(SWEEP_EVERY);
-    loop {
-        tick.tick().await;
-        let now = now();
-        let cutoff = now - i64::from(state.settings.upload_abandon_hours) * 3600;
-        let store = state.store.clone();
-        let r = tokio::task::spawn_blocking(move || {
-            Ok::<_, StorageError>((store.delete_abandoned(cutoff)?, store.purge_expired(now)?))
-        })
-        .await;
-        match r {
-            Ok(Ok((uploads, expired))) => {
-                if uploads + expired > 0 {
-                    tracing::info!(
-                        uploads,
-                        expired,
-                        "swept abandoned uploads and expired records"
-                    );
-                    if let Err(e) = state.store.commit().await {
-                        tracing::error!(error = %e, "sweep flush failed");
-                    }
-                }
-            }
-            Ok(Err(e)) => tracing::error!(error = %e, "sweep failed"),
-            Err(e) => tracing::error!(error = %e, "sweep task failed"),
-        }
-    }
-}
-
 fn default_url(addr: SocketAddr) -> String {
     let ip = if addr.ip().is_unspecified() {
         std::net::IpAddr::from([127, 0, 0, 1])
@@ -489,12 +554,6 @@ fn default_url(addr: SocketAddr) -> String {
         addr.ip()
     };
     format!("https://{}", SocketAddr::new(ip, addr.port()))
-}
-
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 pub(crate) fn sha256(b: &[u8]) -> [u8; 32] {

@@ -12,7 +12,7 @@ use axum::routing::{get, post, put};
 use utoipa::OpenApi;
 
 use super::items::SEALED_CHUNK;
-use super::{AppState, accounts, items, messages};
+use super::{AppState, accounts, audit, grants, items, matters, messages, signatures};
 use crate::wire::api::MAX_CHUNKS_PER_REQUEST;
 
 /// Body limit of JSON routes.
@@ -187,9 +187,121 @@ pub const ROUTES: &[RouteInfo] = &[
     route(
         "GET",
         "/v1/messages/{id}",
-        "session; sender or recipient, else 404",
+        "session; sender or recipient, or a grantee of its item while the grant lasts (after: 410 access_expired), else 404",
         0,
         "one message",
+    ),
+    route(
+        "POST",
+        "/v1/matters",
+        "session; firm roles (admin, attorney, staff), else 403",
+        JSON_LIMIT,
+        "create a matter (its name sealed to the creator)",
+    ),
+    route(
+        "GET",
+        "/v1/matters",
+        "session; the caller's own matters (admin: all)",
+        0,
+        "matters, newest first",
+    ),
+    route(
+        "GET",
+        "/v1/matters/{id}",
+        "session; owner or admin, else 404",
+        0,
+        "one matter",
+    ),
+    route(
+        "POST",
+        "/v1/matters/{id}/close",
+        "session; owner or admin, else 404; audited",
+        JSON_LIMIT,
+        "close: schedule deletion after `retain_days` (default: the retention setting); twice: 409 matter_closed",
+    ),
+    route(
+        "POST",
+        "/v1/matters/{id}/hold",
+        "session; owner or admin, else 404; audited",
+        JSON_LIMIT,
+        "set a legal hold (suspends deletion)",
+    ),
+    route(
+        "POST",
+        "/v1/matters/{id}/release",
+        "session; owner or admin, else 404; audited",
+        JSON_LIMIT,
+        "release the legal hold",
+    ),
+    route(
+        "GET",
+        "/v1/matters/{id}/messages",
+        "session; owner or admin, else 404",
+        0,
+        "the matter's messages, newest first, paged like `/v1/messages`",
+    ),
+    route(
+        "POST",
+        "/v1/signatures",
+        "session; the message's sender, else 404; audited",
+        JSON_LIMIT,
+        "ask a recipient to sign one of the message's documents by a deadline; schedules reminders",
+    ),
+    route(
+        "GET",
+        "/v1/signatures",
+        "session; requests by and to the caller",
+        0,
+        "signature requests, newest first",
+    ),
+    route(
+        "GET",
+        "/v1/signatures/{id}",
+        "session; requester or signer, else 404",
+        0,
+        "one signature request",
+    ),
+    route(
+        "POST",
+        "/v1/signatures/{id}/answer",
+        "session; the signer, else 404; before the deadline (410 request_expired), once (409 already_answered); audited",
+        JSON_LIMIT,
+        "sign or decline with a sealed statement; notifies the requester",
+    ),
+    route(
+        "GET",
+        "/v1/signatures/{id}/evidence",
+        "session; requester or signer, else 404; answered, else 409 not_answered",
+        0,
+        "both accounts, the audit entries about the request, its message and document, and the server's attestation",
+    ),
+    route(
+        "POST",
+        "/v1/grants",
+        "session; firm roles, else 403; a statement signed by the caller's key, else 422 bad_grant; audited",
+        JSON_LIMIT,
+        "give co-counsel time-limited access: store the grantee's key packages",
+    ),
+    route(
+        "GET",
+        "/v1/grants",
+        "session; grants by and to the caller (admin: all)",
+        0,
+        "grants, newest first",
+    ),
+    route(
+        "POST",
+        "/v1/grants/{id}/revoke",
+        "session; grantor or admin, else 404; audited",
+        JSON_LIMIT,
+        "revoke: the grantee's key packages are deleted at once",
+    ),
+    route(
+        "GET",
+        "/v1/audit",
+        "session; no filter: admin (else 403); `matter=ID`: owner or admin; `item=ID`: a firm user or client holding a key package for it, or admin",
+        0,
+        "audit entries as stored (base64) with the signed checkpoints covering them",
     ),
 ];
 
@@ -221,6 +333,22 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/items/{item}/chunks", get(items::download))
         .route("/v1/messages", post(messages::send).get(messages::list))
         .route("/v1/messages/{id}", get(messages::read))
+        .route("/v1/matters", post(matters::create).get(matters::list))
+        .route("/v1/matters/{id}", get(matters::read))
+        .route("/v1/matters/{id}/close", post(matters::close))
+        .route("/v1/matters/{id}/hold", post(matters::hold))
+        .route("/v1/matters/{id}/release", post(matters::release))
+        .route("/v1/matters/{id}/messages", get(matters::messages))
+        .route(
+            "/v1/signatures",
+            post(signatures::create).get(signatures::list),
+        )
+        .route("/v1/signatures/{id}", get(signatures::read))
+        .route("/v1/signatures/{id}/answer", post(signatures::answer))
+        .route("/v1/signatures/{id}/evidence", get(signatures::evidence))
+        .route("/v1/grants", post(grants::create).get(grants::list))
+        .route("/v1/grants/{id}/revoke", post(grants::revoke))
+        .route("/v1/audit", get(audit::log))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), common))
@@ -244,7 +372,7 @@ async fn common(State(s): State<AppState>, req: Request, next: Next) -> Response
         && req
             .extensions()
             .get::<super::Peer>()
-            .is_some_and(|p| !s.limiter.allow(p.0.ip()));
+            .is_some_and(|p| !s.limiter.allow(p.0.ip(), s.now()));
     let mut res = if limited {
         super::error::ApiError::RateLimited.into_response()
     } else {
@@ -398,6 +526,12 @@ async fn openapi_json() -> Response {
         items::create, items::put_chunks, items::upload_state, items::commit, items::header,
         items::download,
         messages::send, messages::list, messages::read,
+        matters::create, matters::list, matters::read, matters::close, matters::hold,
+        matters::release, matters::messages,
+        signatures::create, signatures::list, signatures::read, signatures::answer,
+        signatures::evidence,
+        grants::create, grants::list, grants::revoke,
+        audit::log,
     ),
     modifiers(&BearerAuth)
 )]
@@ -430,7 +564,8 @@ JSON over HTTPS. Request and response bodies are the types in `src/wire/api.rs`;
 schema is served at `/v1/openapi.json`. Authenticated routes take \
 `Authorization: Bearer TOKEN` from `POST /v1/auth/session`; a missing, bad or expired session \
 is `401 {\"error\":\"unauthorized\"}`. A refusal for an object never tells whether it exists: \
-both are `404 not_found`. Every error body is `ErrorBody {error, message}`. Malformed JSON is \
+both are `404 not_found`, except for a grantee whose grant ended (expired or revoked), who gets \
+`410 access_expired` with the date. Every error body is `ErrorBody {error, message}`. Malformed JSON is \
 `400 bad_request`, a body over the limit `413 too_large`.\n\n\
 | method | path | who may call it | body limit | what it does |\n\
 | --- | --- | --- | --- | --- |\n",
@@ -447,4 +582,27 @@ both are `404 not_found`. Every error body is `ErrorBody {error, message}`. Malf
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each route appears once, and routes without a body name none. With
+    /// `ATTACHE_WRITE_API_MD=1`, also rewrites `docs/API.md` from the table (the tidy test
+    /// `docs_api_md_is_the_route_table` checks the two agree).
+    #[test]
+    fn the_route_table_is_consistent_and_writes_docs_api_md_on_request() {
+        let mut seen = std::collections::BTreeSet::new();
+        for r in ROUTES {
+            assert!(seen.insert((r.method, r.path)), "{} {} twice", r.method, r.path);
+            if r.method == "GET" {
+                assert_eq!(r.body_limit, 0, "{} {} takes no body", r.method, r.path);
+            }
+        }
+        if std::env::var_os("ATTACHE_WRITE_API_MD").is_some() {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/API.md");
+            std::fs::write(path, api_markdown()).expect("write docs/API.md");
+        }
+    }
 }

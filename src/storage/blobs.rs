@@ -11,8 +11,8 @@ pub trait BlobStore: Send + Sync {
     fn put_chunk(&self, item: &[u8; 16], index: u32, bytes: &[u8]) -> Result<(), StorageError>;
     /// Chunk `index` of `item`.
     fn chunk(&self, item: &[u8; 16], index: u32) -> Result<Option<Vec<u8>>, StorageError>;
-    /// Deletes every chunk of `item`.
-    fn delete_item(&self, item: &[u8; 16]) -> Result<(), StorageError>;
+    /// Deletes every chunk of `item`; returns how many there were.
+    fn delete_item(&self, item: &[u8; 16]) -> Result<usize, StorageError>;
 }
 
 /// Chunks in the sled tree `chunks`, key `version || item id (16) || index (u32 BE)`.
@@ -45,12 +45,14 @@ impl BlobStore for SledBlobs {
         Ok(self.tree.get(chunk_key(item, index))?.map(|v| v.to_vec()))
     }
 
-    fn delete_item(&self, item: &[u8; 16]) -> Result<(), StorageError> {
+    fn delete_item(&self, item: &[u8; 16]) -> Result<usize, StorageError> {
         let mut prefix = vec![FORMAT_VERSION];
         prefix.extend_from_slice(item);
+        let mut n = 0;
         for r in self.tree.scan_prefix(&prefix).keys() {
             self.tree.remove(r?)?;
+            n += 1;
         }
-        Ok(())
+        Ok(n)
     }
 }

@@ -6,11 +6,14 @@
 //! see a plaintext, a secret key or a session token (tokens and invite secrets arrive here
 //! already hashed). Layout and durability are written down in `docs/STORAGE.md`.
 
+mod audit;
 mod blobs;
 mod commit;
+mod legal;
 mod outbox;
 mod records;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -19,13 +22,19 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::Transactional;
 
+pub use audit::StoredCheckpoint;
 pub use blobs::{BlobStore, SledBlobs};
 pub use commit::FlushStats;
+pub use legal::{AddOutcome, DeletionCounts};
 pub use outbox::{NoticeKind, NoticeRecord, NoticeState};
 pub use records::{
-    AccountRecord, AuditEntry, ChallengeRecord, InviteRecord, ItemRecord, MessageRecord,
-    SessionRecord,
+    AccountRecord, ChallengeRecord, GrantRecord, InviteRecord, ItemRecord, MatterHeadRecord,
+    MatterRecord, MessageRecord, SessionRecord, SignatureRecord,
 };
+
+/// The stored audit entry: the wire format itself (`crate::wire::audit`), so that what the
+/// server stores is byte for byte what verifiers hash.
+pub use crate::wire::audit::AuditEntry;
 
 /// The version byte every key and every record starts with.
 pub const FORMAT_VERSION: u8 = 1;
@@ -49,6 +58,15 @@ pub enum StorageError {
     /// The group-commit task is gone (the server is shutting down).
     #[error("the commit task has stopped")]
     CommitStopped,
+    /// A record would exceed its stored size limit.
+    #[error("record too long for tree {tree}")]
+    TooLong {
+        /// The tree.
+        tree: &'static str,
+    },
+    /// A record changed between reading and writing it (a concurrent request); try again.
+    #[error("a concurrent change conflicted")]
+    Conflict,
 }
 
 /// Outcome of [`Store::join`].
@@ -77,15 +95,29 @@ pub struct Store {
     sent: sled::Tree,
     contacts: sled::Tree,
     audit: sled::Tree,
+    audit_objects: sled::Tree,
+    checkpoints: sled::Tree,
+    matters: sled::Tree,
+    matter_index: sled::Tree,
+    matter_heads: sled::Tree,
+    signatures: sled::Tree,
+    grants: sled::Tree,
+    grant_index: sled::Tree,
+    person_index: sled::Tree,
+    schedule: sled::Tree,
     outbox: sled::Tree,
     blobs: SledBlobs,
     audit_head: Arc<Mutex<AuditHead>>,
     committer: commit::Committer,
 }
 
+/// The audit log's tail, kept in memory under one lock so that entries are numbered and
+/// chained in the order they are written.
 struct AuditHead {
     next_seq: u64,
     last_hash: [u8; 32],
+    /// Matters whose chain advanced since the last checkpoint.
+    dirty: BTreeSet<[u8; 16]>,
 }
 
 impl std::fmt::Debug for Store {
@@ -108,16 +140,8 @@ impl Store {
             .open()?;
         let tree = |name: &str| db.open_tree(name);
         let audit = tree("audit")?;
-        let audit_head = match audit.last()? {
-            Some((k, v)) => AuditHead {
-                next_seq: key_u64(&k).map_or(0, |s| s + 1),
-                last_hash: sha256(&v),
-            },
-            None => AuditHead {
-                next_seq: 0,
-                last_hash: [0; 32],
-            },
-        };
+        let checkpoints = tree("checkpoints")?;
+        let audit_head = audit::head_at_open(&audit, &checkpoints)?;
         let committer = commit::Committer::start(db.clone(), dir)?;
         Ok(Self {
             accounts: tree("accounts")?,
@@ -132,6 +156,16 @@ impl Store {
             contacts: tree("contacts")?,
             outbox: tree("outbox")?,
             blobs: SledBlobs::new(tree("chunks")?),
+            audit_objects: tree("audit_objects")?,
+            matters: tree("matters")?,
+            matter_index: tree("matter_index")?,
+            matter_heads: tree("matter_heads")?,
+            signatures: tree("signatures")?,
+            grants: tree("grants")?,
+            grant_index: tree("grant_index")?,
+            person_index: tree("person_index")?,
+            schedule: tree("schedule")?,
+            checkpoints,
             audit,
             audit_head: Arc::new(Mutex::new(audit_head)),
             committer,
@@ -390,48 +424,55 @@ impl Store {
     }
 
     /// [`Store::put_message`] with the message's notices in the same transaction (so the same
-    /// flush makes both durable).
+    /// flush makes both durable). A message in a matter also tags its items with the matter
+    /// and enters the matter's index, in the same transaction.
     pub fn put_message_with_notices(
         &self,
         m: &MessageRecord,
         notices: &[NoticeRecord],
     ) -> Result<(), StorageError> {
-        let notices: Vec<(Vec<u8>, Vec<u8>)> = notices
-            .iter()
-            .map(|n| (outbox::notice_key(n), encode(n)))
-            .collect();
-        let mkey = key_bytes(&m.id);
-        let rec = encode(m);
-        let suffix = index_suffix(m.sent_at, &m.id);
-        let sent_key = index_key(&m.from, &suffix);
-        let inbox_keys: Vec<Vec<u8>> = m.to.iter().map(|t| index_key(t, &suffix)).collect();
-        let mut pairs = Vec::new();
-        for t in &m.to {
-            pairs.push(pair_key(&m.from, t));
-            pairs.push(pair_key(t, &m.from));
+        let mut b = Batch::default();
+        b.put(&self.messages, key_bytes(&m.id), encode(m));
+        for n in notices {
+            b.put(&self.outbox, outbox::notice_key(n), encode(n));
         }
-        (
-            &self.messages,
-            &self.inbox,
-            &self.sent,
-            &self.contacts,
-            &self.outbox,
-        )
-            .transaction(|(msgs, inbox, sent, contacts, outbox)| {
-                msgs.insert(mkey.as_slice(), rec.as_slice())?;
-                for (k, v) in &notices {
-                    outbox.insert(k.as_slice(), v.as_slice())?;
+        let suffix = index_suffix(m.sent_at, &m.id);
+        b.put(&self.sent, index_key(&m.from, &suffix), Vec::new());
+        for t in &m.to {
+            b.put(&self.inbox, index_key(t, &suffix), Vec::new());
+            b.put(&self.contacts, pair_key(&m.from, t), Vec::new());
+            b.put(&self.contacts, pair_key(t, &m.from), Vec::new());
+        }
+        if let Some(matter) = m.matter {
+            b.put(
+                &self.matter_index,
+                legal::matter_key(&matter, legal::MATTER_MESSAGE, &suffix),
+                Vec::new(),
+            );
+            for id in std::iter::once(&m.item).chain(m.documents.iter().map(|(d, _)| d)) {
+                let key = key_bytes(id);
+                let current = self
+                    .items
+                    .get(&key)?
+                    .ok_or(StorageError::Corrupt { tree: "items" })?;
+                let mut item: ItemRecord = decode(&current, "items")?;
+                if item.matter != Some(matter) {
+                    item.matter = Some(matter);
+                    b.expect(&self.items, key.clone(), Some(current.to_vec()));
+                    b.put(&self.items, key, encode(&item));
                 }
-                sent.insert(sent_key.as_slice(), &[][..])?;
-                for k in &inbox_keys {
-                    inbox.insert(k.as_slice(), &[][..])?;
-                }
-                for k in &pairs {
-                    contacts.insert(k.as_slice(), &[][..])?;
-                }
-                Ok::<_, sled::transaction::ConflictableTransactionError<StorageError>>(())
-            })
-            .map_err(tx_error)
+                b.put(
+                    &self.matter_index,
+                    legal::matter_key(&matter, legal::MATTER_ITEM, id),
+                    Vec::new(),
+                );
+            }
+        }
+        if self.apply(b)? {
+            Ok(())
+        } else {
+            Err(StorageError::Conflict)
+        }
     }
 
     /// The message with this id.
@@ -449,11 +490,22 @@ impl Store {
         limit: usize,
     ) -> Result<(Vec<MessageRecord>, Option<Vec<u8>>), StorageError> {
         let tree = if sent { &self.sent } else { &self.inbox };
-        let prefix = index_key(email, &[]);
+        self.page(tree, index_key(email, &[]), before, limit)
+    }
+
+    /// Pages through an index whose keys are `prefix || inverted time || message id`.
+    fn page(
+        &self,
+        tree: &sled::Tree,
+        prefix: Vec<u8>,
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<MessageRecord>, Option<Vec<u8>>), StorageError> {
         let start = match before {
             Some(c) => {
                 // Strictly after the cursor: append a byte so the cursor itself is excluded.
-                let mut k = index_key(email, c);
+                let mut k = prefix.clone();
+                k.extend_from_slice(c);
                 k.push(0);
                 k
             }
@@ -503,56 +555,101 @@ impl Store {
             .collect()
     }
 
-    // ---- audit ----
-
-    /// Appends an entry to the hash-chained audit log (not yet durable: call
-    /// [`Store::commit`]).
-    pub fn audit(
-        &self,
-        at: i64,
-        actor: &str,
-        action: &str,
-        object: &str,
-    ) -> Result<(), StorageError> {
-        // The head lock is held only for one insert, never across an await.
-        let mut head = self
-            .audit_head
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = AuditEntry {
-            seq: head.next_seq,
-            at,
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            object: object.to_owned(),
-            prev: crate::wire::to_hex(&head.last_hash),
-        };
-        let bytes = encode(&entry);
-        self.audit
-            .insert(key_u64_bytes(entry.seq), bytes.as_slice())?;
-        head.next_seq += 1;
-        head.last_hash = sha256(&bytes);
-        Ok(())
-    }
-
-    /// Every audit entry in order, and whether the hash chain is intact.
-    pub fn audit_log(&self) -> Result<(Vec<AuditEntry>, bool), StorageError> {
-        let mut prev = [0u8; 32];
-        let mut ok = true;
-        let mut out = Vec::new();
-        for r in self.audit.iter() {
-            let (_, v) = r?;
-            let e: AuditEntry = decode(&v, "audit")?;
-            ok &= e.prev == crate::wire::to_hex(&prev);
-            prev = sha256(&v);
-            out.push(e);
-        }
-        Ok((out, ok))
-    }
-
     /// The underlying database (for size reports).
     pub fn size_on_disk(&self) -> Result<u64, StorageError> {
         Ok(self.db.size_on_disk()?)
+    }
+
+    /// How many keys of tree `tree` start with `prefix` (the version byte included): for
+    /// tests and operators checking that a deletion left nothing behind. `None` for a tree
+    /// that does not exist.
+    pub fn count_prefix(&self, tree: &str, prefix: &[u8]) -> Result<Option<usize>, StorageError> {
+        if !self
+            .db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() == tree.as_bytes())
+        {
+            return Ok(None);
+        }
+        let t = self.db.open_tree(tree)?;
+        let mut n = 0;
+        for r in t.scan_prefix(prefix).keys() {
+            r?;
+            n += 1;
+        }
+        Ok(Some(n))
+    }
+
+    /// Applies `b` in one sled transaction if every expectation in it still holds; returns
+    /// whether it was applied.
+    fn apply(&self, b: Batch<'_>) -> Result<bool, StorageError> {
+        use sled::transaction::ConflictableTransactionError;
+        let Batch {
+            trees,
+            writes,
+            guards,
+        } = b;
+        if trees.is_empty() {
+            return Ok(true);
+        }
+        trees
+            .as_slice()
+            .transaction(|views| {
+                for (t, k, expected) in &guards {
+                    if views[*t].get(k)?.as_deref() != expected.as_deref() {
+                        return Ok(false);
+                    }
+                }
+                for (t, k, v) in &writes {
+                    match v {
+                        Some(v) => {
+                            views[*t].insert(k.as_slice(), v.as_slice())?;
+                        }
+                        None => {
+                            views[*t].remove(k.as_slice())?;
+                        }
+                    }
+                }
+                Ok::<_, ConflictableTransactionError<StorageError>>(true)
+            })
+            .map_err(tx_error)
+    }
+}
+
+/// Writes (and the values some keys must still have) for one transaction across trees.
+#[derive(Default)]
+struct Batch<'a> {
+    trees: Vec<&'a sled::Tree>,
+    writes: Vec<(usize, Vec<u8>, Option<Vec<u8>>)>,
+    guards: Vec<(usize, Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl<'a> Batch<'a> {
+    fn slot(&mut self, tree: &'a sled::Tree) -> usize {
+        match self.trees.iter().position(|t| std::ptr::eq(*t, tree)) {
+            Some(i) => i,
+            None => {
+                self.trees.push(tree);
+                self.trees.len() - 1
+            }
+        }
+    }
+
+    fn put(&mut self, tree: &'a sled::Tree, key: Vec<u8>, value: Vec<u8>) {
+        let t = self.slot(tree);
+        self.writes.push((t, key, Some(value)));
+    }
+
+    fn remove(&mut self, tree: &'a sled::Tree, key: Vec<u8>) {
+        let t = self.slot(tree);
+        self.writes.push((t, key, None));
+    }
+
+    /// Applies the batch only if `key` still holds `value` (`None`: is absent).
+    fn expect(&mut self, tree: &'a sled::Tree, key: Vec<u8>, value: Option<Vec<u8>>) {
+        let t = self.slot(tree);
+        self.guards.push((t, key, value));
     }
 }
 
@@ -611,6 +708,11 @@ fn key_u64(k: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(k.get(1..9)?.try_into().ok()?))
 }
 
+/// A time as a key component: non-negative, big-endian.
+fn time_be(t: i64) -> [u8; 8] {
+    u64::try_from(t).unwrap_or(0).to_be_bytes()
+}
+
 fn package_key(item: &[u8; 16], email: &str) -> Vec<u8> {
     let mut k = key_bytes(item);
     k.extend_from_slice(email.as_bytes());
@@ -665,7 +767,35 @@ mod tests {
             sent_at: at,
             item: [id; 16],
             documents: vec![],
+            matter: None,
         }
+    }
+
+    /// A committed item with `chunks` chunks and key packages for `readers`.
+    pub(super) fn committed_item(store: &Store, id: [u8; 16], chunks: u32, readers: &[&str]) {
+        for i in 0..chunks {
+            store
+                .blobs()
+                .put_chunk(&id, i, &[i as u8; 100])
+                .expect("chunk");
+        }
+        let item = ItemRecord {
+            id,
+            uploader: readers[0].into(),
+            preamble: vec![0; 88],
+            received: chunks,
+            received_bytes: 100 * u64::from(chunks),
+            committed: true,
+            manifest: Some(vec![9; 200]),
+            created_at: 1,
+            updated_at: 1,
+            matter: None,
+        };
+        let packages: Vec<(String, Vec<u8>)> = readers
+            .iter()
+            .map(|r| ((*r).to_owned(), vec![1; 300]))
+            .collect();
+        store.commit_item(&item, &packages).expect("commit item");
     }
 
     #[tokio::test]
@@ -700,7 +830,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn invite_is_used_once_and_audit_chain_holds() {
+    async fn invite_is_used_once() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path(), 1 << 20).expect("open");
         let invite = InviteRecord {
@@ -732,11 +862,5 @@ mod tests {
                 .expect("join"),
             JoinOutcome::InviteUsed
         );
-        for i in 0..3 {
-            store.audit(i, "a@x", "item.read", "00").expect("audit");
-        }
-        let (entries, intact) = store.audit_log().expect("log");
-        assert_eq!(entries.len(), 3);
-        assert!(intact);
     }
 }

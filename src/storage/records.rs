@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::api::Role;
+use crate::wire::api::{Role, SignatureIntent};
 
 /// An account (tree `accounts`, key: email).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +85,9 @@ pub struct ItemRecord {
     pub created_at: i64,
     /// Last upload activity (for the abandoned-upload sweep).
     pub updated_at: i64,
+    /// The matter it belongs to, set when a message in a matter first carries it.
+    #[serde(default)]
+    pub matter: Option<[u8; 16]>,
 }
 
 /// A message (tree `messages`, key: 16-byte id).
@@ -104,21 +107,107 @@ pub struct MessageRecord {
     pub item: [u8; 16],
     /// Document items with their ciphertext sizes.
     pub documents: Vec<([u8; 16], u64)>,
+    /// The matter it belongs to.
+    #[serde(default)]
+    pub matter: Option<[u8; 16]>,
 }
 
-/// One audit-log entry (tree `audit`, key: sequence number u64 BE).
+/// A matter (tree `matters`, key: 16-byte id). Its name is sealed to its owner; the server
+/// keeps only the sealed bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    /// Position in the log, from 0.
-    pub seq: u64,
-    /// When.
-    pub at: i64,
-    /// Who (email).
-    pub actor: String,
-    /// What, e.g. `item.read`, `key_package.read`.
-    pub action: String,
-    /// On what (an id, hex).
-    pub object: String,
-    /// SHA-256 (hex) of the previous entry's stored bytes; zeros for the first.
-    pub prev: String,
+pub struct MatterRecord {
+    /// Matter id.
+    pub id: [u8; 16],
+    /// The firm user who created it.
+    pub owner: String,
+    /// The name, sealed as an age file to the owner (opaque here).
+    pub sealed_name: Vec<u8>,
+    /// Creation time.
+    pub created_at: i64,
+    /// When it was closed.
+    pub closed_at: Option<i64>,
+    /// When its content is deleted, unless held (set at closing).
+    pub delete_after: Option<i64>,
+    /// A legal hold suspends deletion.
+    pub hold: bool,
+    /// When its content was deleted (from then on the matter is `deleted`).
+    pub deleted_at: Option<i64>,
+}
+
+/// A signature request (tree `signatures`, key: 16-byte id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureRecord {
+    /// Request id.
+    pub id: [u8; 16],
+    /// Who asked (the message's sender).
+    pub requester: String,
+    /// Who is asked to sign (a recipient of the message).
+    pub signer: String,
+    /// The message carrying the document.
+    pub message: [u8; 16],
+    /// The document to sign.
+    pub document: [u8; 16],
+    /// The message's matter.
+    pub matter: Option<[u8; 16]>,
+    /// When it was made.
+    pub created_at: i64,
+    /// Deadline.
+    pub deadline: i64,
+    /// When the signer answered.
+    pub answered_at: Option<i64>,
+    /// Sign or decline, once answered.
+    pub intent: Option<SignatureIntent>,
+    /// The signed statement sealed to requester and signer (opaque here); erased when the
+    /// matter's content is deleted.
+    pub sealed_statement: Option<Vec<u8>>,
+}
+
+/// A co-counsel grant (tree `grants`, key: 16-byte id chosen by the grantor's client).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    /// Grant id (from the signed statement).
+    pub id: [u8; 16],
+    /// The granting firm user.
+    pub grantor: String,
+    /// Who may read.
+    pub grantee: String,
+    /// The message shared, if a message was shared.
+    pub message: Option<[u8; 16]>,
+    /// The items readable through the grant.
+    pub items: Vec<[u8; 16]>,
+    /// The matter of the items.
+    pub matter: Option<[u8; 16]>,
+    /// When the server accepted it.
+    pub created_at: i64,
+    /// When access ends.
+    pub until: i64,
+    /// When the grantor (or an admin) revoked it.
+    pub revoked_at: Option<i64>,
+    /// When the grantee's key packages were deleted (revocation, expiry or matter deletion).
+    pub cut_off_at: Option<i64>,
+    /// The signed grant statement, as the grantor's client made it.
+    pub statement: Vec<u8>,
+}
+
+impl GrantRecord {
+    /// Whether access through the grant has ended at `now` (expired or revoked).
+    pub fn ended(&self, now: i64) -> bool {
+        self.revoked_at.is_some() || now >= self.until
+    }
+
+    /// When access ended or ends: the revocation, or `until`, whichever is first.
+    pub fn end(&self) -> i64 {
+        self.revoked_at.map_or(self.until, |r| r.min(self.until))
+    }
+}
+
+/// The head of one matter's audit chain (tree `matter_heads`, key: matter id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatterHeadRecord {
+    /// Entries the matter has.
+    pub count: u64,
+    /// SHA-256 of its last entry's stored bytes.
+    pub head: [u8; 32],
+    /// Sequence number of its last entry.
+    pub last_seq: u64,
 }
