@@ -15,6 +15,7 @@ mod interop;
 mod items;
 mod keys;
 mod legal;
+mod legal_api;
 mod notices;
 mod statements;
 mod support;
