@@ -147,4 +147,21 @@ mod tests {
         let c = message_notice("Smith & Co", "https://portal.example", 5);
         assert!(c.text.contains("5 new secure items"), "{}", c.text);
     }
+
+    #[test]
+    fn signature_notices_have_fixed_text() {
+        let due = reminder_notice("Smith & Co", "https://portal.example", "signature_deadline");
+        assert!(
+            due.text
+                .contains("A signature requested from you is due soon.")
+        );
+        let answered =
+            reminder_notice("Smith & Co", "https://portal.example", "signature_answered");
+        assert!(
+            answered
+                .text
+                .contains("A signature request you made has been answered.")
+        );
+        assert_eq!(answered.subject, "Reminder from Smith & Co");
+    }
 }
