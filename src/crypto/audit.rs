@@ -11,7 +11,7 @@ use ring::signature::{ED25519, UnparsedPublicKey};
 
 use super::sha256;
 use crate::wire::audit::{AuditEntry, Checkpoint};
-use crate::wire::{DecodeError, to_hex};
+use crate::wire::{DecodeError, format_utc, to_hex};
 
 /// The most entries one verification takes (a matter's log, or a whole firm's for years).
 pub const MAX_VERIFIED_ENTRIES: usize = 10_000_000;
@@ -124,8 +124,9 @@ pub enum AuditError {
     /// A signed checkpoint names another hash for the entry it ends at: that entry (or one
     /// before it) was altered after the server signed.
     #[error(
-        "checkpoint {index} (signed at {at}) covers {count} entries, but entry {seq} differs from \
-         the head it signed: the log was rewritten"
+        "checkpoint {index} (signed {}) covers {count} entries, but entry {seq} differs from the \
+         head it signed: the log was rewritten",
+        format_utc(*at)
     )]
     CheckpointHead {
         /// Position of the checkpoint in the list.
@@ -140,8 +141,9 @@ pub enum AuditError {
     /// A signed checkpoint covers more entries than the log has: entries were removed from the
     /// end.
     #[error(
-        "checkpoint {index} (signed at {at}) covers {count} entries, but only {entries} are \
-         present: entries were removed"
+        "checkpoint {index} (signed {}) covers {count} entries, but only {entries} are present: \
+         entries were removed",
+        format_utc(*at)
     )]
     CheckpointBeyondLog {
         /// Position of the checkpoint in the list.

@@ -478,6 +478,42 @@ fn an_expired_request_cannot_be_signed() {
         path(&doc),
         "--json",
     ]));
+
+    // Refused before anything is sent: only the signer signs; names and files must exist.
+    let (code, err) = ada.fails(&["sign", &id, "--yes"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("request {id} asks {CAROL} to sign, not {ADA}")),
+        "{err}"
+    );
+    let (code, err) = ada.fails(&["matter", "create", "  "]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("a matter's name must be 1 to 1024 bytes"),
+        "{err}"
+    );
+    let missing = root.join("missing.pdf");
+    let (code, err) = ada.fails(&[
+        "request-signature",
+        "--to",
+        CAROL,
+        "--deadline",
+        &rfc3339(now() + 3600),
+        path(&missing),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is not a file"), "{err}");
+    let (code, err) = ada.fails(&[
+        "request-signature",
+        "--to",
+        CAROL,
+        "--deadline",
+        "tomorrow",
+        path(&doc),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not an RFC 3339 time"), "{err}");
+
     set_clock(root, 2 * 3600);
     let listed = carol.json(&["signatures", "--json"]);
     assert_eq!(listed[0]["status"], "expired", "{listed}");
@@ -678,6 +714,41 @@ fn co_counsel_access_ends_at_expiry_and_on_revocation() {
         kept, 2,
         "the attorney's and the client's packages of the exhibit remain"
     );
+
+    // A server that widens a grant behind the attorney's back is caught: the signed statement
+    // still says the old end.
+    {
+        let db = sled::open(root.join("data")).unwrap();
+        let grants = db.open_tree("grants").unwrap();
+        let key = [&[1u8][..], &id_bytes(&grant1_id)].concat();
+        let stored = grants.get(&key).unwrap().expect("grant 1 is stored");
+        let mut record: Value = serde_json::from_slice(&stored[1..]).unwrap();
+        let until = record["until"].as_i64().unwrap();
+        record["until"] = json!(until + 365 * DAY);
+        let mut widened = vec![stored[0]];
+        widened.extend(serde_json::to_vec(&record).unwrap());
+        grants.insert(&key, widened).unwrap();
+        db.flush().unwrap();
+    }
+    let _server = start(root, port);
+    for user in [&cole, &ada] {
+        let listed = user.json(&["grants", "--json"]);
+        let g = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["id"] == grant1_id.as_str())
+            .unwrap()
+            .clone();
+        assert_eq!(g["verified"], false, "{g}");
+        assert_eq!(
+            g["problem"],
+            "unexpected answer from the server: the server's grant differs from the signed \
+             statement (end)"
+        );
+        let (out, _) = user.ok_both(&["grants"]);
+        assert!(out.contains("NOT VERIFIED"), "{out}");
+    }
 }
 
 // ---- matters: retention, hold, export ----
