@@ -151,7 +151,7 @@ pub(crate) fn run(command: Command) -> Result<()> {
 
 /// The exit code for a client error, if it has its own: 3 forged, tampered or not for us (a
 /// statement, grant, evidence or audit log that does not verify included); 4 wrong passphrase;
-/// 5 a pinned key or certificate changed; 6 access ended (a grant expired or was revoked, a
+/// 5 a pinned key, certificate or audit key changed; 6 access ended (a grant expired or was revoked, a
 /// signature request's deadline passed).
 pub(crate) fn exit_code(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     let error = if let Some(h) = cause.downcast_ref::<Hinted>() {
@@ -171,7 +171,9 @@ pub(crate) fn exit_code(cause: &(dyn std::error::Error + 'static)) -> Option<u8>
         | ClientError::Evidence(_)
         | ClientError::Audit(_)
         | ClientError::Sealed { .. } => 3,
-        ClientError::ChangedKey { .. } | ClientError::CertificateChanged { .. } => 5,
+        ClientError::ChangedKey { .. }
+        | ClientError::CertificateChanged { .. }
+        | ClientError::AuditKeyChanged { .. } => 5,
         ClientError::AccessExpired { .. } => 6,
         ClientError::Api {
             status: 410, code, ..
@@ -584,6 +586,11 @@ pub(super) fn with_hint(error: ClientError) -> anyhow::Error {
         ClientError::Evidence(_) | ClientError::Statement(_) | ClientError::Grant(_) => Some(
             "the signed data does not check out: it was altered, or signed by another key; \
              nothing was written"
+                .into(),
+        ),
+        ClientError::AuditKeyChanged { .. } => Some(
+            "compare with the `audit key sha256:` line the server prints at start; if the firm \
+             replaced the key on purpose, delete audit-key.txt from your profile folder"
                 .into(),
         ),
         ClientError::Audit(_) => Some(

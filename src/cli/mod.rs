@@ -3,9 +3,9 @@
 //!
 //! Exit codes: 0 success; 1 any other failure; 2 usage error; 3 the input was refused as
 //! forged, tampered, or not for this identity (an evidence bundle, statement, grant or audit log
-//! that does not verify included); 4 wrong passphrase; 5 a pinned contact key or server
-//! certificate changed (verify it again before sending); 6 access ended (a co-counsel grant
-//! expired or was revoked, or a signature request's deadline passed).
+//! that does not verify included); 4 wrong passphrase; 5 a pinned contact key, server
+//! certificate or server audit key changed (verify it again before sending); 6 access ended
+//! (a co-counsel grant expired or was revoked, or a signature request's deadline passed).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -34,9 +34,9 @@ mod time;
     about,
     after_help = "Exit codes: 0 success; 1 failure; 2 usage error; 3 input refused as forged, \
                   tampered, or not for you (evidence, signatures, grants or an audit log that \
-                  do not verify); 4 wrong passphrase; 5 a contact's key or the server's \
-                  certificate changed; 6 access ended (a grant expired or was revoked, or a \
-                  signature deadline passed)."
+                  do not verify); 4 wrong passphrase; 5 a contact's key, the server's \
+                  certificate or its audit key changed; 6 access ended (a grant expired or \
+                  was revoked, or a signature deadline passed)."
 )]
 struct Cli {
     #[command(subcommand)]

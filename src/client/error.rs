@@ -64,6 +64,14 @@ pub enum ClientError {
         /// The fingerprint the server gives now.
         presented: String,
     },
+    /// The server signs its audit log with another key than the one pinned when first seen.
+    #[error("the server's audit key changed: pinned {pinned}, the server now gives {presented}")]
+    AuditKeyChanged {
+        /// The pinned key's fingerprint (`sha256:…`).
+        pinned: String,
+        /// The presented key's fingerprint.
+        presented: String,
+    },
     /// A safety number given to `verify` matches no known key of the contact.
     #[error("{email}'s fingerprint is {actual}, not {given}")]
     FingerprintMismatch {

@@ -20,7 +20,9 @@ use super::{
     Client, ClientError, CountingReader, Progress, ResumingChunks, account_keys, decode,
     path_segment, profile, read_json, safe_file_name, unused_path,
 };
-use crate::crypto::audit::{AuditReport, AuditScope, SignedCheckpointBytes, verify_audit};
+use crate::crypto::audit::{
+    AuditReport, AuditScope, SignedCheckpointBytes, server_key_fingerprint, verify_audit,
+};
 use crate::crypto::evidence::{self, DigestWriter, EvidenceInput, EvidenceReport, Party};
 use crate::crypto::{
     AgeWriter, GrantStatement, Intent, ItemOpener, MAX_SIGNED_STATEMENT_LEN, Manifest, Parallelism,
@@ -386,7 +388,7 @@ impl Client {
                     .map_err(|e| ClientError::Protocol(e.to_string()))?;
                 profile::write_atomic(&path, &json)?;
                 audit = Some(path);
-                match verify_view(&view, AuditFilter::Matter(&matter.id)) {
+                match self.verify_view(&view, AuditFilter::Matter(&matter.id)) {
                     Ok(report) => {
                         audit_entries = Some(report.entries);
                         audit_covered = Some(report.covered);
@@ -734,6 +736,7 @@ impl Client {
         let server_key: [u8; 32] = decode(&material.server_key, "server key")?
             .try_into()
             .map_err(|_| ClientError::Protocol("the server key is not 32 bytes".into()))?;
+        self.check_audit_key(&server_key)?;
         let (bytes, report) = evidence::build(&EvidenceInput {
             request,
             requester: Party {
@@ -949,8 +952,35 @@ impl Client {
     ) -> Result<(AuditView, AuditReport), ClientError> {
         let filter = matter.map_or(AuditFilter::All, AuditFilter::Matter);
         let view = self.audit(filter)?;
-        let report = verify_view(&view, filter)?;
+        let report = self.verify_view(&view, filter)?;
         Ok((view, report))
+    }
+
+    /// Verifies an audit view against the pinned audit key: the whole log, or a matter's chain.
+    /// Item listings are not a chain.
+    fn verify_view(
+        &self,
+        view: &AuditView,
+        filter: AuditFilter<'_>,
+    ) -> Result<AuditReport, ClientError> {
+        let server_key: [u8; 32] = decode(&view.log.server_key, "server key")?
+            .try_into()
+            .map_err(|_| ClientError::Protocol("the server key is not 32 bytes".into()))?;
+        self.check_audit_key(&server_key)?;
+        verify_view(view, filter, &server_key)
+    }
+
+    /// The server's audit key must be the one pinned when first seen (pinned now if new): a
+    /// server that could swap it could re-sign a rewritten history.
+    fn check_audit_key(&self, key: &[u8; 32]) -> Result<(), ClientError> {
+        match self.profile.pinned_audit_key()? {
+            Some(pinned) if pinned == *key => Ok(()),
+            Some(pinned) => Err(ClientError::AuditKeyChanged {
+                pinned: server_key_fingerprint(&pinned),
+                presented: server_key_fingerprint(key),
+            }),
+            None => self.profile.pin_audit_key(key),
+        }
     }
 
     /// An account's keys: this user's own, or a correspondent's checked against the pin.
@@ -971,8 +1001,12 @@ impl Client {
     }
 }
 
-/// Verifies an audit view: the whole log, or a matter's chain. Item listings are not a chain.
-fn verify_view(view: &AuditView, filter: AuditFilter<'_>) -> Result<AuditReport, ClientError> {
+/// Verifies an audit view under `server_key`.
+fn verify_view(
+    view: &AuditView,
+    filter: AuditFilter<'_>,
+    server_key: &[u8; 32],
+) -> Result<AuditReport, ClientError> {
     let scope = match filter {
         AuditFilter::All => AuditScope::Log,
         AuditFilter::Matter(m) => AuditScope::Matter(hex_id(m, "matter id")?),
@@ -999,10 +1033,7 @@ fn verify_view(view: &AuditView, filter: AuditFilter<'_>) -> Result<AuditReport,
             })
         })
         .collect::<Result<Vec<_>, ClientError>>()?;
-    let server_key: [u8; 32] = decode(&view.log.server_key, "server key")?
-        .try_into()
-        .map_err(|_| ClientError::Protocol("the server key is not 32 bytes".into()))?;
-    Ok(verify_audit(&raw, &checkpoints, &server_key, scope)?)
+    Ok(verify_audit(&raw, &checkpoints, server_key, scope)?)
 }
 
 /// A 16-byte id from 32 hex digits.

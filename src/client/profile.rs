@@ -1,6 +1,6 @@
 //! The local profile: a folder holding the key file (`key.age`), `profile.toml` (server,
-//! email, pinned certificate), `contacts.toml` (pinned correspondents) and a cached session
-//! token (`session.json`, mode 0600).
+//! email, pinned certificate), `contacts.toml` (pinned correspondents), the server's audit key
+//! as first seen (`audit-key.txt`) and a cached session token (`session.json`, mode 0600).
 //!
 //! Files are replaced atomically (written beside, synced, renamed). The session file holds a
 //! bearer token, never a secret key; the key file stays locked until something needs it.
@@ -21,6 +21,7 @@ const KEY_FILE: &str = "key.age";
 const PROFILE_FILE: &str = "profile.toml";
 const CONTACTS_FILE: &str = "contacts.toml";
 const SESSION_FILE: &str = "session.json";
+const AUDIT_KEY_FILE: &str = "audit-key.txt";
 
 /// What `profile.toml` holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,6 +176,38 @@ impl Profile {
         let text = toml::to_string(contacts)
             .map_err(|e| ClientError::Profile(format!("cannot encode contacts: {e}")))?;
         write_atomic(&self.dir.join(CONTACTS_FILE), text.as_bytes())
+    }
+
+    /// The server's audit key (Ed25519, 32 bytes) pinned the first time it was seen, if any.
+    pub fn pinned_audit_key(&self) -> Result<Option<[u8; 32]>, ClientError> {
+        let path = self.dir.join(AUDIT_KEY_FILE);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(ClientError::io(
+                    format!("cannot read {}", path.display()),
+                    e,
+                ));
+            }
+        };
+        STANDARD
+            .decode(text.trim())
+            .ok()
+            .and_then(|k| <[u8; 32]>::try_from(k).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                ClientError::Profile(format!(
+                    "{} does not hold a 32-byte key in base64",
+                    path.display()
+                ))
+            })
+    }
+
+    /// Pins the server's audit key.
+    pub fn pin_audit_key(&self, key: &[u8; 32]) -> Result<(), ClientError> {
+        let text = format!("{}\n", STANDARD.encode(key));
+        write_atomic(&self.dir.join(AUDIT_KEY_FILE), text.as_bytes())
     }
 
     /// The cached session token, if it is for this server and account and valid past `now`

@@ -837,6 +837,26 @@ mod tests {
         assert_eq!(built.unwrap_err().check(), "deadline");
     }
 
+    /// What the bundle alone cannot tell: the server's attestation covers the audit entries,
+    /// not the parties' keys, so a bundle rebuilt around another key pair verifies — and names
+    /// that other key's fingerprint, which is what a reader must compare.
+    #[test]
+    fn a_substituted_signer_verifies_only_under_its_own_fingerprint() {
+        let (f, bundle) = good();
+        let eve = Identity::generate().unwrap();
+        let mut s = statement(&f.carol, Intent::Sign).unverified_statement().clone();
+        s.signer_key = [0; 32];
+        let forged = s.sign(&eve).unwrap();
+        let b = edited(&bundle, |v| {
+            v["signer"]["public_keys"] = json!(eve.public().to_text());
+            v["signer"]["fingerprint"] = json!(eve.fingerprint().to_string());
+            v["statement"] = json!(STANDARD.encode(forged.to_bytes()));
+        });
+        let r = verify(&b, None).unwrap();
+        assert_eq!(r.signer_fingerprint, eve.fingerprint().to_string());
+        assert_ne!(r.signer_fingerprint, f.carol.fingerprint().to_string());
+    }
+
     #[test]
     fn statement_faults() {
         let (f, bundle) = good();

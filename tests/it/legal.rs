@@ -1142,6 +1142,15 @@ fn altered_removed_or_reordered_audit_entries_are_named_by_verify() {
         err.lines().next().unwrap_or_default()
     );
 
+    // A server that swaps its audit key (to re-sign a rewritten history) is caught by the key
+    // pinned on first use.
+    drop(_server);
+    std::fs::remove_file(root.join("keys/audit-key.p8")).unwrap();
+    let _server = start(root, port);
+    let (code, err) = ada.fails(&["audit", "--verify"]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("the server's audit key changed"), "{err}");
+
     // An item's entries are not a chain: --verify refuses --item before asking anyone.
     let (code, err) = ada.fails(&["audit", "--verify", "--item", &"00".repeat(16)]);
     assert_eq!(code, 2, "{err}");
