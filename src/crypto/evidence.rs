@@ -844,7 +844,9 @@ mod tests {
     fn a_substituted_signer_verifies_only_under_its_own_fingerprint() {
         let (f, bundle) = good();
         let eve = Identity::generate().unwrap();
-        let mut s = statement(&f.carol, Intent::Sign).unverified_statement().clone();
+        let mut s = statement(&f.carol, Intent::Sign)
+            .unverified_statement()
+            .clone();
         s.signer_key = [0; 32];
         let forged = s.sign(&eve).unwrap();
         let b = edited(&bundle, |v| {
