@@ -21,7 +21,10 @@ use std::time::{Duration, Instant};
 use attache::client::{Client, NoProgress, Outgoing, Profile};
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["send", homes, clients, seconds, body] => send(
             Path::new(homes),
@@ -77,9 +80,8 @@ fn ready_client(home: &Path) -> Result<(Client, String)> {
     let client = Client::connect(
         profile,
         Box::new(|| {
-            std::env::var("ATTACHE_PASSPHRASE").map_err(|_| {
-                attache::client::ClientError::Profile("set ATTACHE_PASSPHRASE".into())
-            })
+            std::env::var("ATTACHE_PASSPHRASE")
+                .map_err(|_| attache::client::ClientError::Profile("set ATTACHE_PASSPHRASE".into()))
         }),
     )?;
     client.identity()?;
