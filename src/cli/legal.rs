@@ -181,8 +181,8 @@ pub(crate) enum MatterCommand {
         /// The folder to write into (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        /// Re-seal each document as a standard age file to your own key instead of writing it
-        /// decrypted (`age -d -i` with your key opens it).
+        /// Write each document, the thread and the summary as standard age files to your own
+        /// key instead of in the clear (`age -d -i` with your key opens them).
         #[arg(long)]
         age: bool,
     },
@@ -701,7 +701,10 @@ fn print_export(r: &ExportReport) {
         );
     }
     if r.age {
-        eprintln!("documents are age files sealed to your key: open them with `age -d -i KEY`");
+        eprintln!(
+            "documents, thread and summary are age files sealed to your key: open them with \
+             `age -d -i KEY`"
+        );
     }
     if !r.failures.is_empty() {
         eprintln!("could not export {} item(s):", r.failures.len());

@@ -286,10 +286,11 @@ impl Client {
     }
 
     /// Exports a matter into `dir`: every message this user can open into `thread.txt`, every
-    /// document decrypted and checked into `documents/` (or, with `age`, re-sealed as a
-    /// standard age file to this user's own X25519 key), the matter's audit log as received
-    /// (`audit.json`, verified) and a summary (`export.json`). What cannot be opened is listed
-    /// in the report, not fatal.
+    /// document decrypted and checked into `documents/`, the matter's audit log as received
+    /// (`audit.json`, verified) and a summary (`export.json`). With `age`, the documents, the
+    /// thread and the summary are instead standard age files to this user's own X25519 key
+    /// (`NAME.age`), and only the audit log (ids, emails, times) is in the clear. What cannot be
+    /// opened is listed in the report, not fatal.
     pub fn export_matter(
         &self,
         id: &str,
@@ -377,8 +378,7 @@ impl Client {
             thread.push_str(&view.body);
             thread.push('\n');
         }
-        let thread_path = dir.join("thread.txt");
-        profile::write_atomic(&thread_path, thread.as_bytes())?;
+        let thread_path = self.write_export_file(dir, "thread.txt", thread.as_bytes(), age)?;
 
         let (mut audit, mut audit_entries, mut audit_covered) = (None, None, None);
         match self.audit(AuditFilter::Matter(&matter.id)) {
@@ -420,8 +420,44 @@ impl Client {
         };
         let summary =
             serde_json::to_vec_pretty(&report).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        profile::write_atomic(&dir.join("export.json"), &summary)?;
+        // The summary names the documents: sealed like them.
+        self.write_export_file(dir, "export.json", &summary, age)?;
         Ok(report)
+    }
+
+    /// Writes `dir/name` atomically; with `age`, as `dir/name.age` sealed to this user's own key.
+    fn write_export_file(
+        &self,
+        dir: &Path,
+        name: &str,
+        bytes: &[u8],
+        age: bool,
+    ) -> Result<PathBuf, ClientError> {
+        if !age {
+            let path = dir.join(name);
+            profile::write_atomic(&path, bytes)?;
+            return Ok(path);
+        }
+        let me = *self.identity()?.public();
+        let sealed = (|| {
+            let mut w = AgeWriter::new(&[me], Vec::new())?;
+            w.write_all(bytes)
+                .map_err(|_| crate::crypto::AgeFileError::Recipients)?;
+            w.finish()
+                .map_err(|_| crate::crypto::AgeFileError::Recipients)
+        })();
+        let sealed = match sealed {
+            Ok(s) => s,
+            Err(error) => {
+                return Err(ClientError::Sealed {
+                    what: "an exported file",
+                    error,
+                });
+            }
+        };
+        let path = dir.join(format!("{name}.age"));
+        profile::write_atomic(&path, &sealed)?;
+        Ok(path)
     }
 
     /// The matter's name for a message's sealed metadata: empty when this user cannot open it

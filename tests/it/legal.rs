@@ -930,6 +930,21 @@ fn a_matter_exports_checked_documents_the_thread_and_its_audit_log_and_go_age_op
     let age_file = sealed.join("documents/home-study.pdf.age");
     assert!(age_file.exists());
     assert!(!sealed.join("documents/home-study.pdf").exists());
+    assert!(!sealed.join("thread.txt").exists() && !sealed.join("export.json").exists());
+    let me = attache::crypto::open_key_file(
+        &std::fs::read(ada.home.join("key.age")).unwrap(),
+        PASSPHRASE,
+    )
+    .unwrap();
+    let thread = attache::crypto::open_sealed(
+        &std::fs::read(sealed.join("thread.txt.age")).unwrap(),
+        &me,
+        1 << 20,
+        1 << 20,
+    )
+    .unwrap();
+    assert!(String::from_utf8_lossy(&thread).contains("Received, thank you."));
+    assert!(sealed.join("export.json.age").exists() && sealed.join("audit.json").exists());
     drop(server);
 
     // Go age opens it with the attorney's own key, years later, without Attache.
