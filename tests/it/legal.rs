@@ -514,6 +514,37 @@ fn an_expired_request_cannot_be_signed() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("is not an RFC 3339 time"), "{err}");
 
+    // On a terminal the signer is asked; "n" signs nothing.
+    if let Some((_, script)) = go_age("sign on a terminal") {
+        let command = format!(
+            "{} sign {id} --name 'Carol Client'",
+            env!("CARGO_BIN_EXE_attache")
+        );
+        let mut child = std::process::Command::new(script)
+            .env("ATTACHE_HOME", &carol.home)
+            .env("ATTACHE_PASSPHRASE", PASSPHRASE)
+            .args(["-q", "-e", "-c", &command, "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(b"n\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let shown = String::from_utf8_lossy(&[out.stdout, out.stderr].concat()).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{shown}");
+        assert!(
+            shown.contains("sign this document as \"Carol Client\"? [y/N]"),
+            "{shown}"
+        );
+        assert!(shown.contains("cancelled: nothing was signed"), "{shown}");
+        assert_eq!(
+            carol.json(&["signatures", "--json"])[0]["status"],
+            "pending"
+        );
+    }
+
     set_clock(root, 2 * 3600);
     let listed = carol.json(&["signatures", "--json"]);
     assert_eq!(listed[0]["status"], "expired", "{listed}");
