@@ -6,7 +6,8 @@ seeds are the vectors' metadata encoded as docs/FORMAT.md says (the decrypted bl
 the JSON seeds are one valid body per request type. The container seed needs the `attache`
 binary (ATTACHE_BIN, else target/release or target/debug): it seals a small file with the
 reader's key file of tests/vectors/key-file.json, so the fuzz targets' fixed identity opens it.
-Re-running rewrites the same files (names are the vectors' names)."""
+Re-running rewrites the same files (names are the vectors' names), except the container seed,
+which is kept once made (sealing is randomized)."""
 import glob
 import json
 import os
@@ -89,10 +90,101 @@ def main():
                                "json_invite_request")}
         put(target, "small", json.dumps(small, separators=(",", ":")).encode())
 
+    for name in ("key-package", "item-small"):
+        v = json.load(open(os.path.join(ROOT, "tests", "vectors", name + ".json")))
+        who = v.get("identity") or v.get("sender")
+        put("public_keys", name + "-bytes", bytes.fromhex(who["public_keys"]))
+        put("public_keys", name + "-text", ("attache-public-v1:" + who["public_keys"]).encode())
+        put("public_keys", name + "-age", who["age_recipient"].encode())
+    legal(vectors_by_name={json.load(open(p))["name"]: json.load(open(p)) for p in vectors})
     container()
 
 
+def legal(vectors_by_name):
+    """Seeds for the legal-workflow parsers: a validly signed grant (Ed25519 by the vector
+    reader's seed, via python3-cryptography when installed), stored audit entries, a checkpoint,
+    a structurally complete evidence bundle (its statement is the statement-sign vector; its
+    audit attestation is not valid, so verification stops at a later check), and request bodies."""
+    import base64
+    hexid = "0123456789abcdef0123456789abcdef"
+    zeros = "0" * 64
+    matter = bytes.fromhex("44" * 16)
+    # Audit entries: version byte 1, then JSON.
+    entries = [
+        {"seq": 0, "at": 1800000000, "actor": "ann@firm.example", "addr": "127.0.0.1",
+         "action": "matter.create", "object": matter.hex(), "matter": matter.hex(),
+         "prev": zeros, "matter_prev": zeros},
+        {"seq": 1, "at": 1800000100, "actor": "server", "action": "signature.signed",
+         "object": "11" * 16, "prev": "ab" * 32},
+    ]
+    stored = [b"\x01" + json.dumps(e, separators=(",", ":")).encode() for e in entries]
+    for i, raw in enumerate(stored):
+        put("audit_entry", f"entry-{i}", raw)
+    # Checkpoint: version 1, count, head, at, one matter head.
+    checkpoint = (bytes([1]) + struct.pack(">Q", 2) + bytes.fromhex("cd" * 32)
+                  + struct.pack(">q", 1800000200) + struct.pack(">I", 1)
+                  + matter + struct.pack(">Q", 1) + bytes.fromhex("ef" * 32))
+    put("audit_checkpoint", "one-matter", checkpoint)
+    put("audit_checkpoint", "empty", bytes([1]) + bytes(8 + 32 + 8 + 4))
+
+    reader_keys = vectors_by_name["key-file"]["public_keys"]
+    statement = bytes.fromhex(vectors_by_name["statement-sign"]["signed_statement"])
+    party = lambda email: {"email": email, "public_keys": "attache-public-v1:" + reader_keys,
+                           "fingerprint": "10069 26178 53506 32049 48718 96900"}
+    bundle = {
+        "format": "attache-evidence v1",
+        "request": {"id": "07" * 16, "requester": "ann@firm.example",
+                    "signer": "carol@client.example", "message": "22" * 16,
+                    "document": "33" * 16, "matter": matter.hex(), "created_at": 1800000000,
+                    "deadline": 1800100000, "status": "signed", "answered_at": 1800000100},
+        "statement": base64.b64encode(statement).decode(),
+        "requester": party("ann@firm.example"),
+        "signer": party("carol@client.example"),
+        "document_sha256": vectors_by_name["statement-sign"]["document_sha256"],
+        "audit": {"entries": [base64.b64encode(r).decode() for r in stored],
+                  "attested_at": 1800000300, "attestation": base64.b64encode(bytes(64)).decode(),
+                  "server_key": base64.b64encode(bytes(range(32))).decode()},
+    }
+    put("evidence_bundle", "structural", json.dumps(bundle, indent=2).encode() + b"\n")
+
+    # A signed grant: u32 len || statement || Ed25519 signature over domain || statement.
+    try:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    except ImportError:
+        print("python3-cryptography missing: grant seed not made", file=sys.stderr)
+    else:
+        seed = bytes.fromhex("886a1c830e94404a5e80ccf8003809b42a791498a36a68c7f20a25b801c5c1a6")
+        key = Ed25519PrivateKey.from_private_bytes(seed)
+        public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        body = (bytes([1]) + bytes.fromhex("55" * 16) + b32("ann@firm.example") + public
+                + b32("dan@cocounsel.example") + bytes.fromhex("66" * 32)
+                + bytes([1]) + matter + bytes([0])
+                + struct.pack(">H", 1) + bytes.fromhex("77" * 16) + bytes.fromhex("88" * 32)
+                + struct.pack(">q", 1800000000) + struct.pack(">q", 1800600000))
+        signature = key.sign(b"attache/v1 grant\0" + body)
+        put("grant", "signed", b32(body) + signature)
+
+    bodies = {
+        "json_new_matter": {"sealed_name": "YWdlLWVuY3J5cHRpb24ub3JnL3YxCg=="},
+        "json_close_matter": {"retain_days": 30},
+        "json_new_signature_request": {"message": hexid, "document": hexid,
+                                       "signer": "carol@client.example", "deadline": 1800100000},
+        "json_answer_signature": {"intent": "sign",
+                                  "sealed_statement": "YWdlLWVuY3J5cHRpb24ub3JnL3YxCg=="},
+        "json_new_grant": {"grant": base64.b64encode(b"grant").decode(),
+                           "key_packages": [{"item": hexid,
+                                             "package": "YWdlLWVuY3J5cHRpb24ub3JnL3YxCg=="}]},
+    }
+    for target, body in bodies.items():
+        put(target, "valid", json.dumps(body).encode())
+    put("json_close_matter", "small", b"{}")
+
+
 def container():
+    # Sealing is randomized: keep the committed seed rather than rewrite it on every run.
+    if os.path.exists(os.path.join(SEEDS, "container", "small")):
+        return
     binary = os.environ.get("ATTACHE_BIN")
     for candidate in ("target/release/attache", "target/debug/attache"):
         if not binary and os.path.exists(os.path.join(ROOT, candidate)):

@@ -33,7 +33,7 @@ cargo +nightly fuzz build >&2
 mkdir -p logs
 failed=0
 total=0
-printf '%-24s %12s %8s  %s\n' target executions exec/s result
+printf '%-28s %12s %8s  %s\n' target executions exec/s result
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "seeds/$t" "artifacts/$t"
     log="logs/$t.log"
@@ -59,7 +59,7 @@ for t in "${targets[@]}"; do
         failed=1
     fi
     total=$((total + runs))
-    printf '%-24s %12s %8s  %s\n' "$t" "$runs" "${rate:-?}" "$result"
+    printf '%-28s %12s %8s  %s\n' "$t" "$runs" "${rate:-?}" "$result"
 done
 echo "fuzz: ${#targets[@]} targets, ${seconds}s each, $total executions, $([ $failed -eq 0 ] && echo 0 || echo some) crashes"
 exit $failed

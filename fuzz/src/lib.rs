@@ -9,9 +9,10 @@
 use std::io::{Cursor, Read};
 
 use attache::crypto::{
-    Identity, Manifest, Metadata, Parallelism, Preamble, SignedStatement, open_key_file,
-    open_key_package,
+    Identity, Manifest, Metadata, Parallelism, Preamble, PublicKeys, SignedGrant,
+    SignedStatement, open_key_file, open_key_package,
 };
+use attache::wire::audit::{AuditEntry, Checkpoint};
 
 /// The reader of `tests/vectors/key-package.json` and `key-file.json`: the fixed identity the
 /// targets open with, so that seeds made from those vectors reach past the age header.
@@ -124,6 +125,51 @@ pub fn container(data: &[u8]) {
 pub fn statement(data: &[u8]) {
     if let Ok(s) = SignedStatement::parse(data) {
         assert_eq!(s.to_bytes(), data);
+    }
+}
+
+/// Public keys as the server receives them (`JoinRequest.public_keys`, 64 bytes) and as people
+/// paste them (`attache-public-v1:…`, `age1…`): `PublicKeys::from_bytes`, `parse_text` and
+/// `parse_age_recipient`; round trips checked on success.
+pub fn public_keys(data: &[u8]) {
+    if let Ok(keys) = PublicKeys::from_bytes(data) {
+        assert_eq!(&keys.to_bytes()[..], data);
+        assert_eq!(PublicKeys::parse_text(&keys.to_text()), Ok(keys));
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(keys) = PublicKeys::parse_text(text) {
+            assert_eq!(PublicKeys::from_bytes(&keys.to_bytes()), Ok(keys));
+        }
+        let _ = PublicKeys::parse_age_recipient(text);
+    }
+}
+
+/// `SignedGrant::parse` (co-counsel grants): on success the encoding is canonical.
+pub fn grant(data: &[u8]) {
+    if let Ok(g) = SignedGrant::parse(data) {
+        assert_eq!(g.to_bytes(), data);
+    }
+}
+
+/// `crypto::evidence::verify`: an evidence bundle (JSON) checked offline, without and with a
+/// document digest.
+pub fn evidence_bundle(data: &[u8]) {
+    let _ = attache::crypto::evidence::verify(data, None);
+    let _ = attache::crypto::evidence::verify(data, Some([0x17; 32]));
+}
+
+/// `AuditEntry::from_stored`: a stored audit entry (version byte, JSON), as exported logs and
+/// evidence bundles carry them; on success it survives a round trip.
+pub fn audit_entry(data: &[u8]) {
+    if let Ok(entry) = AuditEntry::from_stored(data) {
+        assert_eq!(AuditEntry::from_stored(&entry.to_stored()).as_ref(), Ok(&entry));
+    }
+}
+
+/// `Checkpoint::decode`: a signed checkpoint's body; on success the encoding is canonical.
+pub fn audit_checkpoint(data: &[u8]) {
+    if let Ok(c) = Checkpoint::decode(data) {
+        assert_eq!(c.encode(), data);
     }
 }
 
