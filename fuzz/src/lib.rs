@@ -9,8 +9,8 @@
 use std::io::{Cursor, Read};
 
 use attache::crypto::{
-    Identity, Manifest, Metadata, Parallelism, Preamble, PublicKeys, SignedGrant,
-    SignedStatement, open_key_file, open_key_package,
+    Identity, Manifest, Metadata, Parallelism, Preamble, PublicKeys, SignedGrant, SignedStatement,
+    open_key_file, open_key_package,
 };
 use attache::wire::audit::{AuditEntry, Checkpoint};
 
@@ -76,7 +76,9 @@ pub fn manifest(data: &[u8]) {
         assert!(count >= 1);
         let mut total = 0u64;
         for i in 0..count.min(4) {
-            total += m.chunk_len(i).expect("a chunk below the count has a length") as u64;
+            total += m
+                .chunk_len(i)
+                .expect("a chunk below the count has a length") as u64;
         }
         if count <= 4 {
             assert_eq!(total, m.ciphertext_len());
@@ -162,7 +164,10 @@ pub fn evidence_bundle(data: &[u8]) {
 /// evidence bundles carry them; on success it survives a round trip.
 pub fn audit_entry(data: &[u8]) {
     if let Ok(entry) = AuditEntry::from_stored(data) {
-        assert_eq!(AuditEntry::from_stored(&entry.to_stored()).as_ref(), Ok(&entry));
+        assert_eq!(
+            AuditEntry::from_stored(&entry.to_stored()).as_ref(),
+            Ok(&entry)
+        );
     }
 }
 
