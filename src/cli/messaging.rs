@@ -379,7 +379,7 @@ fn join(
 }
 
 /// `$ATTACHE_HOME`, else the platform's config folder.
-fn profile_dir() -> Result<PathBuf> {
+pub(super) fn profile_dir() -> Result<PathBuf> {
     if let Some(home) = std::env::var_os("ATTACHE_HOME").filter(|h| !h.is_empty()) {
         return Ok(PathBuf::from(home));
     }

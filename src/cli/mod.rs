@@ -20,6 +20,7 @@ use attache::crypto::{
 };
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod agent;
 mod legal;
 mod messaging;
 #[cfg(feature = "server")]
@@ -55,6 +56,9 @@ enum Command {
     /// Matters, signatures, grants and the audit log.
     #[command(flatten)]
     Legal(legal::Command),
+    /// Keep your key unlocked for a working session (an agent, like ssh-agent).
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
     /// Create or show your identity (key file).
     #[command(subcommand)]
     Identity(IdentityCommand),
@@ -154,6 +158,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve::run(*args),
         Command::Messaging(command) => messaging::run(command),
         Command::Legal(command) => legal::run(command),
+        Command::Agent(command) => agent::run(command),
         Command::Identity(IdentityCommand::New { key, work_factor }) => {
             identity_new(&key, work_factor)
         }

@@ -35,6 +35,7 @@
 //! # }
 //! ```
 
+pub mod agent;
 mod error;
 mod http;
 mod invite;
@@ -333,10 +334,14 @@ impl Client {
         &self.profile
     }
 
-    /// The unlocked identity (unlocking the key file on first use).
+    /// The unlocked identity: from the profile's key agent if one runs ([`agent`]), else by
+    /// unlocking the key file on first use.
     pub fn identity(&self) -> Result<&Identity, ClientError> {
         if let Some(identity) = self.identity.get() {
             return Ok(identity);
+        }
+        if let Some(identity) = agent::fetch(self.profile.dir()) {
+            return Ok(self.identity.get_or_init(|| identity));
         }
         let passphrase = zeroize::Zeroizing::new((self.unlock)()?);
         let identity = self.profile.unlock(&passphrase)?;

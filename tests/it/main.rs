@@ -7,6 +7,7 @@
 )]
 
 mod agekit;
+mod agent;
 mod api;
 mod container;
 mod e2e;
