@@ -44,8 +44,13 @@
 //! - [`wire`]: the big-endian codec and hex. Pure; imports nothing else of the crate.
 //! - [`crypto`]: identities and fingerprints ([`crypto::Identity`]), key files
 //!   ([`crypto::seal_key_file`]), sealed items ([`crypto::seal_item`], [`crypto::ItemOpener`],
-//!   [`crypto::Manifest`]), key packages ([`crypto::seal_key_package`]) and signature statements
-//!   ([`crypto::SignatureStatement`]). Pure: imports only `wire`.
+//!   [`crypto::Manifest`]), key packages ([`crypto::seal_key_package`]), signature statements
+//!   ([`crypto::SignatureStatement`]), grant statements ([`crypto::SignedGrant`]), audit-log
+//!   verification ([`crypto::audit`]) and evidence bundles ([`crypto::evidence`]). Pure: imports
+//!   only `wire`.
+//! - `client` (feature `client`): the HTTPS client library, the profile, the legal workflows
+//!   and the unlocked-key agent (`client::agent`). `server`, `storage` and `mail` (feature
+//!   `server`): the server, its sled store and its notice outbox.
 //! - [`container`]: a sealed item with its key packages in one local file (`attache seal`).
 //!
 //! # Invariants
