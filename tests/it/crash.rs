@@ -20,8 +20,18 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{
-    PASSPHRASE, Server, User, content, free_port, invite_url, start_server, temp_dir,
+    PASSPHRASE, Server, User, content, free_port, invite_url, start_server_with, temp_dir,
 };
+
+/// This test is about durability, not abuse limits: the request-rate limits are off ("0: no
+/// limit"; a server without these settings ignores the variables).
+const NO_LIMITS: &[(&str, &str)] = &[
+    ("ATTACHE_RATE_AUTH_PER_IP", "0"),
+    ("ATTACHE_RATE_WRITES_PER_ACCOUNT", "0"),
+    ("ATTACHE_RATE_WRITES_PER_IP", "0"),
+    ("ATTACHE_RATE_CHUNKS_PER_ACCOUNT", "0"),
+    ("ATTACHE_RATE_CHUNKS_PER_IP", "0"),
+];
 
 /// Concurrent `attache send` processes per cycle.
 const CLIENTS: usize = 5;
@@ -318,7 +328,7 @@ fn acknowledged_sends_survive_sigkill_at_random_moments() {
     let dir = temp_dir();
     let root = dir.path();
     let port = free_port();
-    let mut server: Server = start_server(root, port);
+    let mut server: Server = start_server_with(root, port, NO_LIMITS);
     let bootstrap = server.bootstrap.clone().expect("a bootstrap invite");
 
     // Three firm users (each may write to each), with fast key files so that each of the
@@ -413,7 +423,7 @@ fn acknowledged_sends_survive_sigkill_at_random_moments() {
         acked_in_cycles += cycle_acked.len();
 
         // The store must open cleanly on the same folder and port.
-        server = start_server(root, port);
+        server = start_server_with(root, port, NO_LIMITS);
         for user in 0..3 {
             ledger.check_inbox(&homes, &scratch, user, 3 * CLIENTS, &cycle_acked);
         }
@@ -426,7 +436,7 @@ fn acknowledged_sends_survive_sigkill_at_random_moments() {
 
     // A last restart, then every acknowledged send must be listed for each of its recipients.
     drop(server);
-    let server = start_server(root, port);
+    let server = start_server_with(root, port, NO_LIMITS);
     ledger.check_all_present(&homes);
     drop(server);
 
