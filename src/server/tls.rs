@@ -69,6 +69,9 @@ pub(crate) fn load(cert: &Path, key: &Path, tls12: bool) -> Result<Loaded, Serve
             .with_single_cert(certs, key)
             .map_err(|e| ServerError::Tls(format!("certificate and key do not fit: {e}")))?;
     sc.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // With TLS 1.2 enabled, the server's suite order (AEAD, forward-secret suites first) wins
+    // over the client's; TLS 1.3 suites are all strong.
+    sc.ignore_client_order = true;
     Ok(Loaded {
         config: Arc::new(sc),
         fingerprint,

@@ -10,6 +10,7 @@ mod agekit;
 mod agent;
 mod api;
 mod container;
+mod crash;
 mod e2e;
 mod garbage;
 mod interop;
