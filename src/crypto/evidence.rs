@@ -3,7 +3,10 @@
 //! parties' public keys and fingerprints, the document's SHA-256, and the server's audit
 //! entries about the request with the server's signed attestation of them.
 //!
-//! A bundle is one JSON file (`attache-evidence v1`, laid out in `docs/FORMAT.md` §13).
+//! A bundle is one JSON file (`attache-evidence v1`, laid out in `docs/FORMAT.md` §16).
+//! The server's attestation binds the request's fields and both parties' emails and public
+//! keys as well as the entries (`wire::audit::attestation_message`), so neither the keys nor,
+//! say, the deadline can be changed or rebuilt around another key pair without the server key.
 //! [`verify`] runs every check in a fixed order and names the first that fails
 //! ([`EvidenceError::check`]); it needs no server, no profile and no secret key.
 
@@ -17,7 +20,9 @@ use serde::{Deserialize, Serialize};
 use super::audit::server_key_fingerprint;
 use super::{Intent, PublicKeys, SignedStatement, StatementError, sha256};
 use crate::wire::api::{SignatureRequest, SignatureStatus};
-use crate::wire::audit::{AuditEntry, MAX_ATTESTED_ENTRIES, attestation_message};
+use crate::wire::audit::{
+    Attestation, AttestedParty, AuditEntry, MAX_ATTESTED_ENTRIES, attestation_message,
+};
 use crate::wire::{format_utc, from_hex, to_hex};
 
 /// The `format` field of every version-1 bundle.
@@ -233,6 +238,11 @@ fn assemble(input: &EvidenceInput<'_>) -> Result<Vec<u8>, EvidenceError> {
 
 /// Verifies a bundle offline. With `document_sha256` (the SHA-256 of a document file, see
 /// [`DigestWriter`]), also checks that this is the document the statement is about.
+///
+/// The checks run in the order of `docs/FORMAT.md` §16 and the first failure is returned: a
+/// field an earlier check reads keeps that check's name (another signer key fails
+/// `statement-signer`), and everything else the server attested — the request's fields, both
+/// parties' emails and keys, the entries — fails `attestation-signature`.
 pub fn verify(
     bundle: &[u8],
     document_sha256: Option<[u8; 32]>,
@@ -300,8 +310,30 @@ pub fn verify(
         }
     }
 
+    // The attestation binds the entries, the request's fields and both parties' emails and
+    // keys: any of them changed since the server signed fails here.
     let hashes: Vec<[u8; 32]> = b.entries.iter().map(|e| sha256(&[e])).collect();
-    let message = attestation_message(&b.request_id, b.attested_at, &hashes);
+    let (requester_keys, signer_keys) = (b.requester.keys.to_bytes(), b.signer.keys.to_bytes());
+    let message = attestation_message(&Attestation {
+        request_id: &b.request_id,
+        requester: AttestedParty {
+            email: &b.request.requester,
+            public_keys: &requester_keys,
+        },
+        signer: AttestedParty {
+            email: &b.request.signer,
+            public_keys: &signer_keys,
+        },
+        message: &b.message,
+        document: &b.document,
+        matter: b.matter.as_ref(),
+        created_at: b.request.created_at,
+        deadline: b.request.deadline,
+        status: b.request.status,
+        answered_at: b.request.answered_at,
+        attested_at: b.attested_at,
+        entry_hashes: &hashes,
+    });
     UnparsedPublicKey::new(&ED25519, &b.server_key)
         .verify(&message, &b.attestation)
         .map_err(|_| EvidenceError::AttestationSignature)?;
@@ -447,6 +479,9 @@ fn check_entries(b: &Decoded, intent: Intent) -> Result<AuditEntry, EvidenceErro
 struct Decoded {
     request: RequestJson,
     request_id: [u8; 16],
+    message: [u8; 16],
+    document: [u8; 16],
+    matter: Option<[u8; 16]>,
     requester: Party,
     requester_fingerprint: String,
     signer: Party,
@@ -481,9 +516,20 @@ impl Decoded {
         ) {
             return Err(fail("the request was not answered"));
         }
-        let request_id: [u8; 16] = from_hex(&json.request.id)
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| fail("the request id is not 32 hex digits"))?;
+        let id16 = |s: &str, what: &str| -> Result<[u8; 16], EvidenceError> {
+            from_hex(s)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| EvidenceError::Format(format!("the {what} is not 32 hex digits")))
+        };
+        let request_id = id16(&json.request.id, "request id")?;
+        let message = id16(&json.request.message, "message id")?;
+        let document = id16(&json.request.document, "document id")?;
+        let matter = json
+            .request
+            .matter
+            .as_deref()
+            .map(|m| id16(m, "matter id"))
+            .transpose()?;
         let party = |p: &PartyJson, who: &str| -> Result<Party, EvidenceError> {
             Ok(Party {
                 email: p.email.clone(),
@@ -520,6 +566,9 @@ impl Decoded {
             .map_err(|_| fail("the server key is not 32 bytes"))?;
         Ok(Self {
             request_id,
+            message,
+            document,
+            matter,
             requester,
             requester_fingerprint: json.requester.fingerprint,
             signer,
@@ -535,7 +584,7 @@ impl Decoded {
     }
 }
 
-// The file format (docs/FORMAT.md §13). Versioned by `format`; unknown fields are refused.
+// The file format (docs/FORMAT.md §16). Versioned by `format`; unknown fields are refused.
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -687,32 +736,90 @@ mod tests {
         ]
     }
 
-    fn attest(f: &Fixture, entries: &[Vec<u8>], at: i64) -> Vec<u8> {
+    fn id16(hex: &str) -> [u8; 16] {
+        from_hex(hex).unwrap().try_into().unwrap()
+    }
+
+    /// The server's attestation of `request`, the parties' keys and `entries`, as the evidence
+    /// route signs it.
+    fn attest_as(
+        f: &Fixture,
+        request: &SignatureRequest,
+        keys: (&PublicKeys, &PublicKeys),
+        entries: &[Vec<u8>],
+        at: i64,
+    ) -> Vec<u8> {
         let hashes: Vec<[u8; 32]> = entries.iter().map(|e| sha256(&[e])).collect();
-        f.server
-            .sign(&attestation_message(&[0x11; 16], at, &hashes))
-            .as_ref()
-            .to_vec()
+        let (requester_keys, signer_keys) = (keys.0.to_bytes(), keys.1.to_bytes());
+        let matter = request.matter.as_deref().map(id16);
+        let message = attestation_message(&Attestation {
+            request_id: &id16(&request.id),
+            requester: AttestedParty {
+                email: &request.requester,
+                public_keys: &requester_keys,
+            },
+            signer: AttestedParty {
+                email: &request.signer,
+                public_keys: &signer_keys,
+            },
+            message: &id16(&request.message),
+            document: &id16(&request.document),
+            matter: matter.as_ref(),
+            created_at: request.created_at,
+            deadline: request.deadline,
+            status: request.status,
+            answered_at: request.answered_at,
+            attested_at: at,
+            entry_hashes: &hashes,
+        });
+        f.server.sign(&message).as_ref().to_vec()
+    }
+
+    fn attest(f: &Fixture, entries: &[Vec<u8>], at: i64) -> Vec<u8> {
+        attest_as(
+            f,
+            &f.request,
+            (f.ann.public(), f.carol.public()),
+            entries,
+            at,
+        )
     }
 
     fn bundle_with(f: &Fixture, s: &SignedStatement, entries: &[Vec<u8>]) -> Vec<u8> {
         let attestation = attest(f, entries, 1_800_060_000);
+        bundle_attested(
+            f,
+            (f.ann.public(), f.carol.public()),
+            s,
+            entries,
+            &attestation,
+        )
+    }
+
+    /// A bundle of `f.request` with the given parties' keys, statement, entries and attestation.
+    fn bundle_attested(
+        f: &Fixture,
+        keys: (&PublicKeys, &PublicKeys),
+        s: &SignedStatement,
+        entries: &[Vec<u8>],
+        attestation: &[u8],
+    ) -> Vec<u8> {
         let key: [u8; 32] = f.server.public_key().as_ref().try_into().unwrap();
         assemble(&EvidenceInput {
             request: &f.request,
             requester: Party {
                 email: "ann@firm.example".into(),
-                keys: *f.ann.public(),
+                keys: *keys.0,
             },
             signer: Party {
                 email: "carol@client.example".into(),
-                keys: *f.carol.public(),
+                keys: *keys.1,
             },
             statement: s,
             document_sha256: sha256(&[DOC]),
             audit_entries: entries,
             attested_at: 1_800_060_000,
-            attestation: &attestation,
+            attestation,
             server_key: &key,
         })
         .unwrap()
@@ -837,26 +944,145 @@ mod tests {
         assert_eq!(built.unwrap_err().check(), "deadline");
     }
 
-    /// What the bundle alone cannot tell: the server's attestation covers the audit entries,
-    /// not the parties' keys, so a bundle rebuilt around another key pair verifies — and names
-    /// that other key's fingerprint, which is what a reader must compare.
+    /// The gap the first attestation left, closed: it binds the parties' keys, so a bundle
+    /// rebuilt around another key pair (a statement signed by it, its keys and matching
+    /// fingerprint in the bundle) no longer verifies: only the server could attest those keys.
     #[test]
-    fn a_substituted_signer_verifies_only_under_its_own_fingerprint() {
+    fn a_bundle_rebuilt_around_another_key_pair_fails_the_attestation() {
         let (f, bundle) = good();
         let eve = Identity::generate().unwrap();
-        let mut s = statement(&f.carol, Intent::Sign)
+        let forged = statement(&f.carol, Intent::Sign)
             .unverified_statement()
-            .clone();
-        s.signer_key = [0; 32];
-        let forged = s.sign(&eve).unwrap();
-        let b = edited(&bundle, |v| {
+            .clone()
+            .sign(&eve)
+            .unwrap();
+        let rebuilt = |v: &mut Value| {
             v["signer"]["public_keys"] = json!(eve.public().to_text());
             v["signer"]["fingerprint"] = json!(eve.fingerprint().to_string());
             v["statement"] = json!(STANDARD.encode(forged.to_bytes()));
+        };
+        assert_eq!(
+            verify(&edited(&bundle, rebuilt), None),
+            Err(EvidenceError::AttestationSignature)
+        );
+        // The requester's keys swapped too: the same.
+        let mallory = Identity::generate().unwrap();
+        let b = edited(&bundle, |v| {
+            rebuilt(v);
+            v["requester"]["public_keys"] = json!(mallory.public().to_text());
+            v["requester"]["fingerprint"] = json!(mallory.fingerprint().to_string());
         });
-        let r = verify(&b, None).unwrap();
-        assert_eq!(r.signer_fingerprint, eve.fingerprint().to_string());
-        assert_ne!(r.signer_fingerprint, f.carol.fingerprint().to_string());
+        assert_eq!(verify(&b, None), Err(EvidenceError::AttestationSignature));
+        // Only the requester's keys swapped (no statement involves them): caught here too.
+        let b = edited(&bundle, |v| {
+            v["requester"]["public_keys"] = json!(mallory.public().to_text());
+            v["requester"]["fingerprint"] = json!(mallory.fingerprint().to_string());
+        });
+        assert_eq!(verify(&b, None), Err(EvidenceError::AttestationSignature));
+        // What makes such a bundle verify is the server's attestation of those keys, and the
+        // report then names them: the attestation, not the bundle's author, vouches for them.
+        let entries = entries(1_800_050_000, "signature.sign");
+        let attestation = attest_as(
+            &f,
+            &f.request,
+            (f.ann.public(), eve.public()),
+            &entries,
+            1_800_060_000,
+        );
+        let b = bundle_attested(
+            &f,
+            (f.ann.public(), eve.public()),
+            &forged,
+            &entries,
+            &attestation,
+        );
+        assert_eq!(
+            verify(&b, None).unwrap().signer_fingerprint,
+            eve.fingerprint().to_string()
+        );
+    }
+
+    /// Every field of the request and both parties' emails are attested: changing one fails
+    /// `attestation-signature`, unless an earlier check names it first (the order of §16).
+    #[test]
+    fn request_fields_and_parties_are_bound_by_the_attestation() {
+        let (f, bundle) = good();
+        for (field, edit) in [
+            (
+                "deadline moved later",
+                &(|v: &mut Value| v["request"]["deadline"] = json!(DEADLINE + 30 * 86_400))
+                    as &dyn Fn(&mut Value),
+            ),
+            ("deadline moved earlier", &|v| {
+                v["request"]["deadline"] = json!(DEADLINE - 1)
+            }),
+            ("created_at", &|v| {
+                v["request"]["created_at"] = json!(1_799_000_000)
+            }),
+            ("message", &|v| {
+                v["request"]["message"] = json!("66".repeat(16))
+            }),
+            ("document", &|v| {
+                v["request"]["document"] = json!("77".repeat(16))
+            }),
+            ("matter", &|v| {
+                v["request"]["matter"] = json!("88".repeat(16))
+            }),
+            ("matter removed", &|v| v["request"]["matter"] = json!(null)),
+            ("answered_at", &|v| {
+                v["request"]["answered_at"] = json!(1_800_050_001)
+            }),
+            ("answered_at removed", &|v| {
+                v["request"]["answered_at"] = json!(null)
+            }),
+            ("requester email, both places", &|v| {
+                v["request"]["requester"] = json!("bob@firm.example");
+                v["requester"]["email"] = json!("bob@firm.example");
+            }),
+        ] {
+            assert_eq!(
+                verify(&edited(&bundle, edit), None),
+                Err(EvidenceError::AttestationSignature),
+                "{field}"
+            );
+        }
+        // Fields an earlier check already covers keep their names.
+        let first = [
+            (
+                "signer email, both places",
+                "statement-signer",
+                &(|v: &mut Value| {
+                    v["request"]["signer"] = json!("eve@client.example");
+                    v["signer"]["email"] = json!("eve@client.example");
+                }) as &dyn Fn(&mut Value),
+            ),
+            ("request id", "statement-request", &|v| {
+                v["request"]["id"] = json!("12".repeat(16))
+            }),
+            ("status", "statement-intent", &|v| {
+                v["request"]["status"] = json!("declined")
+            }),
+            ("requester email, request only", "parties", &|v| {
+                v["request"]["requester"] = json!("bob@firm.example")
+            }),
+            ("message id not hex", "format", &|v| {
+                v["request"]["message"] = json!("zz")
+            }),
+        ];
+        for (field, name, edit) in first {
+            assert_eq!(check(&edited(&bundle, edit), None), name, "{field}");
+        }
+        // Under a valid attestation of a request without a matter, the bundle verifies.
+        let mut f = f;
+        f.request.matter = None;
+        let s = statement(&f.carol, Intent::Sign);
+        assert!(
+            verify(
+                &bundle_with(&f, &s, &entries(1_800_050_000, "signature.sign")),
+                None
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!
 //! The statement itself is signed by the signer's client and sealed to both parties; the
 //! server stores the sealed bytes and cannot read or forge it. What the server adds is the
-//! audit trail and its attestation of the entries, signed with its audit key.
+//! audit trail and its attestation, signed with its audit key, of the entries together with
+//! the request's fields and the public keys it holds for both parties.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -16,13 +17,13 @@ use super::error::ApiError;
 use super::extract::{Caller, Json, parse_id};
 use super::messages::{matter_deleted, open_for_additions};
 use super::{AppState, account_view, random, valid_email};
-use crate::storage::{AddOutcome, SignatureRecord};
+use crate::storage::{AccountRecord, AddOutcome, SignatureRecord};
 use crate::wire::api::{
     AnswerSignature, AuditRecord, ErrorBody, EvidenceMaterial, MAX_HORIZON_SECS,
     MAX_SEALED_STATEMENT_LEN, NewSignatureRequest, SignatureIntent, SignatureList,
     SignatureRequest, SignatureStatus,
 };
-use crate::wire::audit::{MAX_ATTESTED_ENTRIES, attestation_message};
+use crate::wire::audit::{Attestation, AttestedParty, MAX_ATTESTED_ENTRIES, attestation_message};
 use crate::wire::{format_utc, to_hex};
 
 /// Asks a recipient of the caller's message to sign one of its documents by a deadline.
@@ -202,7 +203,7 @@ pub(crate) async fn answer(
 
 /// What an evidence bundle needs from the server: the answered request, both accounts, the
 /// audit entries about the request, its message and its document, and the server's signed
-/// attestation of those entries.
+/// attestation of those entries, the request's fields and both parties' emails and keys.
 #[utoipa::path(get, path = "/v1/signatures/{id}/evidence", params(("id" = String, Path, description = "request id")),
     responses((status = 200, body = EvidenceMaterial), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -259,11 +260,38 @@ pub(crate) async fn evidence(
     }
     let hashes: Vec<[u8; 32]> = entries.iter().map(|(_, e)| super::sha256(e)).collect();
     let attested_at = s.now();
-    let attestation = s
-        .audit_key
-        .sign(&attestation_message(&r.id, attested_at, &hashes));
+    let request = view(&r, attested_at);
+    let keys = |a: &AccountRecord| -> Result<[u8; 64], ApiError> {
+        a.public_keys
+            .as_slice()
+            .try_into()
+            .map_err(|_| ApiError::Internal("stored public keys invalid".into()))
+    };
+    let (requester_keys, signer_keys) = (keys(&requester)?, keys(&signer)?);
+    // The attestation binds the request exactly as the bundle will carry it (the view just
+    // built) and the keys this server holds for both parties, not only the audit entries.
+    let attestation = s.audit_key.sign(&attestation_message(&Attestation {
+        request_id: &r.id,
+        requester: AttestedParty {
+            email: &request.requester,
+            public_keys: &requester_keys,
+        },
+        signer: AttestedParty {
+            email: &request.signer,
+            public_keys: &signer_keys,
+        },
+        message: &r.message,
+        document: &r.document,
+        matter: r.matter.as_ref(),
+        created_at: request.created_at,
+        deadline: request.deadline,
+        status: request.status,
+        answered_at: request.answered_at,
+        attested_at,
+        entry_hashes: &hashes,
+    }));
     Ok(axum::Json(EvidenceMaterial {
-        request: view(&r, attested_at),
+        request,
         requester: account_view(&requester)?,
         signer: account_view(&signer)?,
         audit: entries

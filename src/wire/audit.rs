@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::api::SignatureStatus;
 use super::{DecodeError, Reader, Writer};
 
 /// The version byte in front of every stored entry.
@@ -17,7 +18,10 @@ pub const ENTRY_VERSION: u8 = 1;
 /// Domain-separation prefix of a checkpoint signature.
 pub const CHECKPOINT_DOMAIN: &[u8] = b"attache/v1 audit-checkpoint\0";
 /// Domain-separation prefix of an evidence attestation.
-pub const ATTESTATION_DOMAIN: &[u8] = b"attache/v1 evidence-attestation\0";
+///
+/// `-2`: the second form, which binds the parties' keys and the request's fields as well as the
+/// entries. The first (request id, time and entries only) never shipped and is not accepted.
+pub const ATTESTATION_DOMAIN: &[u8] = b"attache/v1 evidence-attestation-2\0";
 /// Most matters one checkpoint names.
 pub const MAX_CHECKPOINT_MATTERS: usize = 100_000;
 /// Most entries one attestation covers.
@@ -167,16 +171,104 @@ impl Checkpoint {
     }
 }
 
-/// What the server signs to attest the audit entries of an evidence bundle:
-/// [`ATTESTATION_DOMAIN`] `|| request id 16 || at i64 || u32 n || n × SHA-256 of each stored
-/// entry`.
-pub fn attestation_message(request_id: &[u8; 16], at: i64, entry_hashes: &[[u8; 32]]) -> Vec<u8> {
-    let mut w = Writer::with_capacity(ATTESTATION_DOMAIN.len() + 28 + 32 * entry_hashes.len());
-    w.bytes(ATTESTATION_DOMAIN)
-        .bytes(request_id)
-        .i64(at)
-        .u32(entry_hashes.len() as u32);
-    for h in entry_hashes {
+/// One party of an attested signature request: the email the request names and the 64-byte
+/// public keys (`x25519 || ed25519`) the server holds for that account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttestedParty<'a> {
+    /// The email, as the request names it.
+    pub email: &'a str,
+    /// The public keys, `x25519 || ed25519`.
+    pub public_keys: &'a [u8; 64],
+}
+
+/// Everything the server's evidence attestation binds: the request's fields as the bundle
+/// carries them, both parties' emails and public keys, the time of the attestation and the
+/// audit entries. See [`attestation_message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attestation<'a> {
+    /// The request id.
+    pub request_id: &'a [u8; 16],
+    /// The requester.
+    pub requester: AttestedParty<'a>,
+    /// The signer.
+    pub signer: AttestedParty<'a>,
+    /// The message that carried the document.
+    pub message: &'a [u8; 16],
+    /// The document to sign.
+    pub document: &'a [u8; 16],
+    /// The matter, if any.
+    pub matter: Option<&'a [u8; 16]>,
+    /// When the request was made (server clock).
+    pub created_at: i64,
+    /// The deadline.
+    pub deadline: i64,
+    /// The status at `attested_at`.
+    pub status: SignatureStatus,
+    /// When the server recorded the answer.
+    pub answered_at: Option<i64>,
+    /// When the server attested (server clock).
+    pub attested_at: i64,
+    /// SHA-256 of each stored audit entry, in the bundle's order.
+    pub entry_hashes: &'a [[u8; 32]],
+}
+
+/// The one-byte code of a request status in [`attestation_message`].
+pub fn status_code(status: SignatureStatus) -> u8 {
+    match status {
+        SignatureStatus::Pending => 0,
+        SignatureStatus::Signed => 1,
+        SignatureStatus::Declined => 2,
+        SignatureStatus::Expired => 3,
+    }
+}
+
+/// What the server signs to attest an evidence bundle (docs/FORMAT.md §16.1), big-endian:
+///
+/// ```text
+/// ATTESTATION_DOMAIN                       "attache/v1 evidence-attestation-2" 0x00
+/// request id          bytes[16]
+/// requester email     str32
+/// requester keys      bytes[32]            SHA-256 of the 64-byte public keys
+/// signer email        str32
+/// signer keys         bytes[32]            SHA-256 of the 64-byte public keys
+/// message id          bytes[16]
+/// document id         bytes[16]
+/// matter flag         u8                   0 none, 1 present
+/// matter id           bytes[16]            zeros when the flag is 0
+/// created_at          i64
+/// deadline            i64
+/// status              u8                   0 pending, 1 signed, 2 declined, 3 expired
+/// answered flag       u8                   0 none, 1 present
+/// answered_at         i64                  0 when the flag is 0
+/// attested_at         i64
+/// n                   u32
+/// n × entry hash      bytes[32]            SHA-256 of each stored entry
+/// ```
+pub fn attestation_message(a: &Attestation<'_>) -> Vec<u8> {
+    let mut w = Writer::with_capacity(
+        ATTESTATION_DOMAIN.len()
+            + 200
+            + a.requester.email.len()
+            + a.signer.email.len()
+            + 32 * a.entry_hashes.len(),
+    );
+    w.bytes(ATTESTATION_DOMAIN).bytes(a.request_id);
+    for p in [&a.requester, &a.signer] {
+        w.bytes32(p.email.as_bytes())
+            .bytes(ring::digest::digest(&ring::digest::SHA256, p.public_keys).as_ref());
+    }
+    w.bytes(a.message)
+        .bytes(a.document)
+        .u8(u8::from(a.matter.is_some()))
+        .bytes(a.matter.unwrap_or(&[0; 16]))
+        .i64(a.created_at)
+        .i64(a.deadline)
+        .u8(status_code(a.status))
+        .u8(u8::from(a.answered_at.is_some()))
+        .i64(a.answered_at.unwrap_or(0))
+        .i64(a.attested_at)
+        .u32(a.entry_hashes.len() as u32);
+    for h in a.entry_hashes {
         w.bytes(h);
     }
     w.into_vec()
@@ -229,5 +321,170 @@ mod tests {
             AuditEntry::from_stored(&[2, b'{', b'}']),
             Err(DecodeError::Unsupported("audit entry version"))
         );
+    }
+
+    fn attestation<'a>(keys: &'a [u8; 64], hashes: &'a [[u8; 32]]) -> Attestation<'a> {
+        Attestation {
+            request_id: &[0x11; 16],
+            requester: AttestedParty {
+                email: "ann@firm.example",
+                public_keys: keys,
+            },
+            signer: AttestedParty {
+                email: "carol@client.example",
+                public_keys: keys,
+            },
+            message: &[0x22; 16],
+            document: &[0x33; 16],
+            matter: Some(&[0x44; 16]),
+            created_at: 1_800_000_000,
+            deadline: 1_800_100_000,
+            status: SignatureStatus::Signed,
+            answered_at: Some(1_800_050_000),
+            attested_at: 1_800_060_000,
+            entry_hashes: hashes,
+        }
+    }
+
+    /// The layout of docs/FORMAT.md §16.1, byte for byte.
+    #[test]
+    fn the_attestation_message_is_laid_out_as_documented() {
+        let keys = [9u8; 64];
+        let hashes = [[0xaa; 32], [0xbb; 32]];
+        let keys_sha = ring::digest::digest(&ring::digest::SHA256, &keys);
+        let mut expected = b"attache/v1 evidence-attestation-2\0".to_vec();
+        expected.extend_from_slice(&[0x11; 16]);
+        expected.extend_from_slice(&16u32.to_be_bytes());
+        expected.extend_from_slice(b"ann@firm.example");
+        expected.extend_from_slice(keys_sha.as_ref());
+        expected.extend_from_slice(&20u32.to_be_bytes());
+        expected.extend_from_slice(b"carol@client.example");
+        expected.extend_from_slice(keys_sha.as_ref());
+        expected.extend_from_slice(&[0x22; 16]);
+        expected.extend_from_slice(&[0x33; 16]);
+        expected.push(1);
+        expected.extend_from_slice(&[0x44; 16]);
+        expected.extend_from_slice(&1_800_000_000i64.to_be_bytes());
+        expected.extend_from_slice(&1_800_100_000i64.to_be_bytes());
+        expected.push(1);
+        expected.push(1);
+        expected.extend_from_slice(&1_800_050_000i64.to_be_bytes());
+        expected.extend_from_slice(&1_800_060_000i64.to_be_bytes());
+        expected.extend_from_slice(&2u32.to_be_bytes());
+        expected.extend_from_slice(&[0xaa; 32]);
+        expected.extend_from_slice(&[0xbb; 32]);
+        let a = attestation(&keys, &hashes);
+        assert_eq!(attestation_message(&a), expected);
+        assert_eq!(ATTESTATION_DOMAIN.len(), 34);
+        assert_eq!(
+            expected.len(),
+            34 + 16 + 2 * 36 + 16 + 20 + 16 + 16 + 17 + 16 + 1 + 9 + 8 + 4 + 64
+        );
+        // Absent values: the flag is 0 and the field is zeros.
+        let none = Attestation {
+            matter: None,
+            answered_at: None,
+            status: SignatureStatus::Pending,
+            ..a
+        };
+        let m = attestation_message(&none);
+        // domain, request id, requester (u32, 16, 32), signer (u32, 20, 32), message, document.
+        let matter_at = 34 + 16 + 52 + 56 + 32;
+        assert_eq!(&m[matter_at..matter_at + 17], &[0u8; 17]);
+        let status_at = matter_at + 17 + 16;
+        assert_eq!(&m[status_at..status_at + 10], &[0u8; 10]);
+    }
+
+    /// Each bound value changes the message.
+    #[test]
+    fn every_attested_field_changes_the_message() {
+        let keys = [9u8; 64];
+        let other_keys = [8u8; 64];
+        let hashes = [[0xaa; 32]];
+        let a = attestation(&keys, &hashes);
+        let variants = [
+            Attestation {
+                request_id: &[0x12; 16],
+                ..a
+            },
+            Attestation {
+                requester: AttestedParty {
+                    email: "bob@firm.example",
+                    ..a.requester
+                },
+                ..a
+            },
+            Attestation {
+                requester: AttestedParty {
+                    public_keys: &other_keys,
+                    ..a.requester
+                },
+                ..a
+            },
+            Attestation {
+                signer: AttestedParty {
+                    email: "eve@client.example",
+                    ..a.signer
+                },
+                ..a
+            },
+            Attestation {
+                signer: AttestedParty {
+                    public_keys: &other_keys,
+                    ..a.signer
+                },
+                ..a
+            },
+            Attestation {
+                message: &[0x23; 16],
+                ..a
+            },
+            Attestation {
+                document: &[0x34; 16],
+                ..a
+            },
+            Attestation {
+                matter: Some(&[0x45; 16]),
+                ..a
+            },
+            Attestation { matter: None, ..a },
+            Attestation {
+                matter: Some(&[0; 16]),
+                ..a
+            },
+            Attestation {
+                created_at: a.created_at + 1,
+                ..a
+            },
+            Attestation {
+                deadline: a.deadline + 1,
+                ..a
+            },
+            Attestation {
+                status: SignatureStatus::Declined,
+                ..a
+            },
+            Attestation {
+                answered_at: None,
+                ..a
+            },
+            Attestation {
+                answered_at: Some(0),
+                ..a
+            },
+            Attestation {
+                attested_at: a.attested_at + 1,
+                ..a
+            },
+            Attestation {
+                entry_hashes: &[],
+                ..a
+            },
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        assert!(seen.insert(attestation_message(&a)));
+        for (i, v) in variants.iter().enumerate() {
+            assert!(seen.insert(attestation_message(v)), "variant {i}");
+        }
     }
 }

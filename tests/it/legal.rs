@@ -345,6 +345,7 @@ fn a_signature_request_is_signed_declined_and_proven_offline() {
         .clone()
         .sign(&mallory)
         .unwrap();
+    let forged_again = forged.clone();
     let created_at = original["request"]["created_at"].as_i64().unwrap();
     type Edit = Box<dyn Fn(&mut Value)>;
     let cases: Vec<(&str, &str, Edit)> = vec![
@@ -438,10 +439,42 @@ fn a_signature_request_is_signed_declined_and_proven_offline() {
             "attestation-signature",
             Box::new(|v| v["audit"]["server_key"] = json!(STANDARD.encode([7u8; 32]))),
         ),
+        // The request's fields and the parties' emails and keys are attested by the server:
+        // moved, replaced or rebuilt around another key pair, they fail its attestation.
         (
-            "request.deadline",
-            "deadline",
+            "request.deadline moved before the answer",
+            "attestation-signature",
             Box::new(move |v| v["request"]["deadline"] = json!(created_at - 1)),
+        ),
+        (
+            "request.deadline moved later",
+            "attestation-signature",
+            Box::new(|v| {
+                let d = v["request"]["deadline"].as_i64().unwrap();
+                v["request"]["deadline"] = json!(d + 30 * DAY);
+            }),
+        ),
+        (
+            "the requester's email (request and party)",
+            "attestation-signature",
+            Box::new(|v| {
+                v["request"]["requester"] = json!("eve@firm.example");
+                v["requester"]["email"] = json!("eve@firm.example");
+            }),
+        ),
+        (
+            "request.document",
+            "attestation-signature",
+            Box::new(|v| v["request"]["document"] = json!("ef".repeat(16))),
+        ),
+        (
+            "rebuilt around another key pair",
+            "attestation-signature",
+            Box::new(move |v| {
+                v["signer"]["public_keys"] = json!(identity(66).public().to_text());
+                v["signer"]["fingerprint"] = json!(identity(66).fingerprint().to_string());
+                v["statement"] = json!(STANDARD.encode(forged_again.to_bytes()));
+            }),
         ),
     ];
     let tampered = root.join("tampered.json");

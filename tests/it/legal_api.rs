@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 use attache::crypto::audit::{AuditScope, SignedCheckpointBytes, verify_audit};
 use attache::crypto::danger::SeededRandom;
 use attache::crypto::{GrantStatement, Identity, Metadata, Sealed, seal_key_package};
-use attache::wire::api::{MAX_HORIZON_SECS, MAX_RETAIN_DAYS, MAX_SEALED_NAME_LEN};
-use attache::wire::audit::{AuditEntry, attestation_message};
+use attache::wire::api::{MAX_HORIZON_SECS, MAX_RETAIN_DAYS, MAX_SEALED_NAME_LEN, SignatureStatus};
+use attache::wire::audit::{Attestation, AttestedParty, AuditEntry, attestation_message};
 use attache::wire::{format_utc, from_hex};
 
 use crate::support::{Server, content, free_port, seal, start_server_with, temp_dir};
@@ -919,19 +919,73 @@ fn signature_requests_are_answered_once_by_the_signer_before_the_deadline() {
     let key = STANDARD
         .decode(evidence["server_key"].as_str().unwrap())
         .unwrap();
-    let message = attestation_message(
-        &id16(&id),
-        evidence["attested_at"].as_i64().unwrap(),
-        &hashes,
-    );
-    UnparsedPublicKey::new(&ED25519, &key)
-        .verify(
-            &message,
-            &STANDARD
-                .decode(evidence["attestation"].as_str().unwrap())
-                .unwrap(),
-        )
+    // The attestation binds the request as served, both parties' emails and the keys the
+    // server holds for them (docs/FORMAT.md §16.1): rebuilt here from what the test knows.
+    let req = &evidence["request"];
+    assert_eq!(req["id"].as_str(), Some(id.as_str()));
+    assert_eq!(req["status"].as_str(), Some("signed"));
+    let keys_of = |who: &str| -> [u8; 64] {
+        let served: [u8; 64] = STANDARD
+            .decode(evidence[who]["public_keys"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let email = evidence[who]["email"].as_str().unwrap();
+        assert_eq!(served, firm.person(email).identity.public().to_bytes());
+        served
+    };
+    let (ann_keys, carol_keys) = (keys_of("requester"), keys_of("signer"));
+    let matter = req["matter"].as_str().map(id16);
+    let attested = Attestation {
+        request_id: &id16(&id),
+        requester: AttestedParty {
+            email: ANN,
+            public_keys: &ann_keys,
+        },
+        signer: AttestedParty {
+            email: CAROL,
+            public_keys: &carol_keys,
+        },
+        message: &id16(req["message"].as_str().unwrap()),
+        document: &id16(req["document"].as_str().unwrap()),
+        matter: matter.as_ref(),
+        created_at: req["created_at"].as_i64().unwrap(),
+        deadline: req["deadline"].as_i64().unwrap(),
+        status: SignatureStatus::Signed,
+        answered_at: req["answered_at"].as_i64(),
+        attested_at: evidence["attested_at"].as_i64().unwrap(),
+        entry_hashes: &hashes,
+    };
+    let attestation = STANDARD
+        .decode(evidence["attestation"].as_str().unwrap())
+        .unwrap();
+    let server_key = UnparsedPublicKey::new(&ED25519, &key);
+    server_key
+        .verify(&attestation_message(&attested), &attestation)
         .expect("the attestation verifies under the server's audit key");
+    // A later deadline, or another key for the signer, is not what the server attested.
+    let later = Attestation {
+        deadline: attested.deadline + 86_400,
+        ..attested
+    };
+    assert!(
+        server_key
+            .verify(&attestation_message(&later), &attestation)
+            .is_err()
+    );
+    let other_keys = firm.person(BOB).identity.public().to_bytes();
+    let other_signer = Attestation {
+        signer: AttestedParty {
+            email: CAROL,
+            public_keys: &other_keys,
+        },
+        ..attested
+    };
+    assert!(
+        server_key
+            .verify(&attestation_message(&other_signer), &attestation)
+            .is_err()
+    );
 
     // A request past its deadline is expired and can no longer be answered.
     let short = firm.now() + 3600;
