@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use attache::mail::MailSettings;
-use attache::server::{Config, Server, shutdown_signal};
+use attache::server::{Config, Limits, Server, shutdown_signal};
 use clap::ValueEnum;
 use serde::Deserialize;
 
@@ -123,6 +123,68 @@ pub(crate) struct ServeArgs {
     /// DKIM signing domain [default: the domain of --mail-from].
     #[arg(long, env = "ATTACHE_DKIM_DOMAIN", value_name = "D")]
     dkim_domain: Option<String>,
+    /// Sign-in and join requests per client address per minute; 0: no limit [default: 60].
+    #[arg(long, env = "ATTACHE_RATE_AUTH_PER_IP", value_name = "N")]
+    rate_auth_per_ip: Option<u32>,
+    /// Write requests (POST, PUT) per account per minute, chunk uploads aside; 0: no limit
+    /// [default: 600].
+    #[arg(long, env = "ATTACHE_RATE_WRITES_PER_ACCOUNT", value_name = "N")]
+    rate_writes_per_account: Option<u32>,
+    /// Write requests per client address per minute, chunk uploads aside; 0: no limit [default:
+    /// 3000].
+    #[arg(long, env = "ATTACHE_RATE_WRITES_PER_IP", value_name = "N")]
+    rate_writes_per_ip: Option<u32>,
+    /// Chunk uploads (up to 1 MiB each; a 4 GiB document is 4,096) per account per minute; 0:
+    /// no limit [default: 12000].
+    #[arg(long, env = "ATTACHE_RATE_CHUNKS_PER_ACCOUNT", value_name = "N")]
+    rate_chunks_per_account: Option<u32>,
+    /// Chunk uploads per client address per minute; 0: no limit [default: 24000].
+    #[arg(long, env = "ATTACHE_RATE_CHUNKS_PER_IP", value_name = "N")]
+    rate_chunks_per_ip: Option<u32>,
+    /// Invites per account per hour; 0: no limit [default: 60].
+    #[arg(long, env = "ATTACHE_RATE_INVITES_PER_ACCOUNT", value_name = "N")]
+    rate_invites_per_account: Option<u32>,
+    /// Failed sign-ins for one email (known or not) within --signin-window before it is locked
+    /// out; 0: no back-off [default: 10].
+    #[arg(long, env = "ATTACHE_SIGNIN_FAILURES", value_name = "N")]
+    signin_failures: Option<u32>,
+    /// Seconds after which failed sign-ins are forgotten [default: 900].
+    #[arg(long, env = "ATTACHE_SIGNIN_WINDOW", value_name = "SECONDS")]
+    signin_window: Option<u64>,
+    /// Seconds of the first lockout; each further failure doubles it [default: 60].
+    #[arg(long, env = "ATTACHE_SIGNIN_LOCKOUT", value_name = "SECONDS")]
+    signin_lockout: Option<u64>,
+    /// Longest lockout in seconds [default: 3600].
+    #[arg(long, env = "ATTACHE_SIGNIN_LOCKOUT_MAX", value_name = "SECONDS")]
+    signin_lockout_max: Option<u64>,
+    /// Connections served at once; more are closed on accept; 0: no limit [default: 1024].
+    #[arg(long, env = "ATTACHE_MAX_CONNECTIONS", value_name = "N")]
+    max_connections: Option<usize>,
+    /// Connections served at once from one client address; 0: no limit [default: 128].
+    #[arg(long, env = "ATTACHE_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    max_connections_per_ip: Option<usize>,
+    /// Requests handled at once; more wait up to 5 s, then get 503 busy; 0: no limit [default:
+    /// 256].
+    #[arg(long, env = "ATTACHE_MAX_REQUESTS_IN_FLIGHT", value_name = "N")]
+    max_requests_in_flight: Option<usize>,
+    /// Concurrent HTTP/2 streams per connection [default: 64].
+    #[arg(long, env = "ATTACHE_MAX_STREAMS_PER_CONNECTION", value_name = "N")]
+    max_streams_per_connection: Option<u32>,
+    /// Seconds a client may take for the TLS handshake [default: 10].
+    #[arg(long, env = "ATTACHE_HANDSHAKE_TIMEOUT", value_name = "SECONDS")]
+    handshake_timeout: Option<u64>,
+    /// Seconds a client may take to send a request's headers, and to start its next request on
+    /// a kept-alive HTTP/1.1 connection [default: 15].
+    #[arg(long, env = "ATTACHE_HEADER_TIMEOUT", value_name = "SECONDS")]
+    header_timeout: Option<u64>,
+    /// Seconds a connection may stay open with no request in flight, or with a response the
+    /// client stopped reading [default: 60].
+    #[arg(long, env = "ATTACHE_IDLE_TIMEOUT", value_name = "SECONDS")]
+    idle_timeout: Option<u64>,
+    /// Seconds from a request's arrival by which its whole body must have arrived, else 408
+    /// timeout [default: 120].
+    #[arg(long, env = "ATTACHE_BODY_TIMEOUT", value_name = "SECONDS")]
+    body_timeout: Option<u64>,
 }
 
 /// Log line format.
@@ -167,6 +229,24 @@ struct FileSettings {
     dkim_key: Option<PathBuf>,
     dkim_selector: Option<String>,
     dkim_domain: Option<String>,
+    rate_auth_per_ip: Option<u32>,
+    rate_writes_per_account: Option<u32>,
+    rate_writes_per_ip: Option<u32>,
+    rate_chunks_per_account: Option<u32>,
+    rate_chunks_per_ip: Option<u32>,
+    rate_invites_per_account: Option<u32>,
+    signin_failures: Option<u32>,
+    signin_window: Option<u64>,
+    signin_lockout: Option<u64>,
+    signin_lockout_max: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    max_requests_in_flight: Option<usize>,
+    max_streams_per_connection: Option<u32>,
+    handshake_timeout: Option<u64>,
+    header_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
+    body_timeout: Option<u64>,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -213,6 +293,81 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
         dkim_selector: args.dkim_selector.or(file.dkim_selector),
         dkim_domain: args.dkim_domain.or(file.dkim_domain),
     };
+    let d = defaults.limits.clone();
+    let limits = Limits {
+        auth_per_ip_per_minute: args
+            .rate_auth_per_ip
+            .or(file.rate_auth_per_ip)
+            .unwrap_or(d.auth_per_ip_per_minute),
+        writes_per_account_per_minute: args
+            .rate_writes_per_account
+            .or(file.rate_writes_per_account)
+            .unwrap_or(d.writes_per_account_per_minute),
+        writes_per_ip_per_minute: args
+            .rate_writes_per_ip
+            .or(file.rate_writes_per_ip)
+            .unwrap_or(d.writes_per_ip_per_minute),
+        chunks_per_account_per_minute: args
+            .rate_chunks_per_account
+            .or(file.rate_chunks_per_account)
+            .unwrap_or(d.chunks_per_account_per_minute),
+        chunks_per_ip_per_minute: args
+            .rate_chunks_per_ip
+            .or(file.rate_chunks_per_ip)
+            .unwrap_or(d.chunks_per_ip_per_minute),
+        invites_per_account_per_hour: args
+            .rate_invites_per_account
+            .or(file.rate_invites_per_account)
+            .unwrap_or(d.invites_per_account_per_hour),
+        signin_failures: args
+            .signin_failures
+            .or(file.signin_failures)
+            .unwrap_or(d.signin_failures),
+        signin_window_secs: args
+            .signin_window
+            .or(file.signin_window)
+            .unwrap_or(d.signin_window_secs),
+        signin_lockout_secs: args
+            .signin_lockout
+            .or(file.signin_lockout)
+            .unwrap_or(d.signin_lockout_secs),
+        signin_lockout_max_secs: args
+            .signin_lockout_max
+            .or(file.signin_lockout_max)
+            .unwrap_or(d.signin_lockout_max_secs),
+        max_connections: args
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(d.max_connections),
+        max_connections_per_ip: args
+            .max_connections_per_ip
+            .or(file.max_connections_per_ip)
+            .unwrap_or(d.max_connections_per_ip),
+        max_requests_in_flight: args
+            .max_requests_in_flight
+            .or(file.max_requests_in_flight)
+            .unwrap_or(d.max_requests_in_flight),
+        max_streams_per_connection: args
+            .max_streams_per_connection
+            .or(file.max_streams_per_connection)
+            .unwrap_or(d.max_streams_per_connection),
+        handshake_timeout_secs: args
+            .handshake_timeout
+            .or(file.handshake_timeout)
+            .unwrap_or(d.handshake_timeout_secs),
+        header_timeout_secs: args
+            .header_timeout
+            .or(file.header_timeout)
+            .unwrap_or(d.header_timeout_secs),
+        idle_timeout_secs: args
+            .idle_timeout
+            .or(file.idle_timeout)
+            .unwrap_or(d.idle_timeout_secs),
+        body_timeout_secs: args
+            .body_timeout
+            .or(file.body_timeout)
+            .unwrap_or(d.body_timeout_secs),
+    };
     let config = Config {
         data: args.data.or(file.data).unwrap_or(defaults.data),
         keys: args.keys.or(file.keys).unwrap_or(defaults.keys),
@@ -253,6 +408,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
             None => defaults.signature_reminder_hours,
         },
         mail,
+        limits,
     };
     if config.sweep_seconds == 0 {
         anyhow::bail!("--sweep-seconds must be at least 1");

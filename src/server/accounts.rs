@@ -21,6 +21,10 @@ use crate::wire::to_hex;
 
 /// How long a sign-in challenge stays valid.
 const CHALLENGE_SECONDS: i64 = 120;
+/// Bytes of an Ed25519 signature.
+const ED25519_SIGNATURE_LEN: usize = 64;
+/// Bytes of an invite secret.
+const INVITE_SECRET_LEN: usize = 32;
 
 /// Creates an invite and returns its URL.
 #[utoipa::path(post, path = "/v1/invites", request_body = InviteRequest,
@@ -106,18 +110,8 @@ pub(crate) async fn invite_page(Path(_id): Path<String>) -> Response {
 <pre>attache join &lt;this link, including the part after #&gt;</pre>\n\
 <p>Copy the whole link from your email or chat: the part after <code>#</code> is the secret \
 and never reaches the server until you join.</p>\n</body></html>\n";
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-            ),
-            (header::REFERRER_POLICY, "no-referrer"),
-        ],
-        PAGE,
-    )
-        .into_response()
+    // The common layer adds the strict content security policy and `Referrer-Policy`.
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response()
 }
 
 /// Consumes an invite and registers an account with its public keys.
@@ -132,7 +126,9 @@ pub(crate) async fn join(
     let id = parse_id(&req.invite_id)?;
     let secret = URL_SAFE_NO_PAD
         .decode(req.secret.trim())
-        .map_err(|_| ApiError::NotFound)?;
+        .ok()
+        .filter(|b| b.len() == INVITE_SECRET_LEN)
+        .ok_or(ApiError::NotFound)?;
     let invite = s.store.invite(&id)?.ok_or(ApiError::NotFound)?;
     if !secret_matches(&sha256(&secret), &invite.secret_sha256) {
         return Err(ApiError::NotFound);
@@ -221,6 +217,12 @@ pub(crate) async fn challenge(
 }
 
 /// Answers a challenge with an Ed25519 signature and opens a session.
+///
+/// Failed sign-ins are counted per email as given (normalised): after
+/// [`Limits::signin_failures`](super::Limits::signin_failures) of them the email is locked
+/// out (`429 rate_limited` with `Retry-After`, even with a good signature) for a time that
+/// doubles with each further failure. Unknown emails are counted and locked out alike, so the
+/// answers never tell whether an account exists.
 #[utoipa::path(post, path = "/v1/auth/session", request_body = SessionRequest,
     responses((status = 200, body = Session), (status = 401, body = ErrorBody)))]
 pub(crate) async fn session(
@@ -228,20 +230,48 @@ pub(crate) async fn session(
     ClientAddr(addr): ClientAddr,
     Json(req): Json<SessionRequest>,
 ) -> Result<axum::Json<Session>, ApiError> {
+    // Not an email: no account can have it, so there is nothing to count or to reveal.
+    let Ok(email) = valid_email(&req.email) else {
+        return Err(ApiError::Unauthorized);
+    };
+    s.limiter
+        .signin_allowed(&email)
+        .map_err(ApiError::RateLimited)?;
+    match open_session(&s, &addr, &email, &req).await {
+        Ok(session) => {
+            s.limiter.signin_succeeded(&email);
+            Ok(axum::Json(session))
+        }
+        Err(ApiError::Unauthorized) => {
+            s.limiter.signin_failed(&email);
+            Err(ApiError::Unauthorized)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Checks the challenge and its signature and stores a new session.
+async fn open_session(
+    s: &AppState,
+    addr: &str,
+    email: &str,
+    req: &SessionRequest,
+) -> Result<Session, ApiError> {
     let id = parse_id(&req.challenge_id).map_err(|_| ApiError::Unauthorized)?;
-    let email = valid_email(&req.email).map_err(|_| ApiError::Unauthorized)?;
     let challenge = s.store.take_challenge(&id)?.ok_or(ApiError::Unauthorized)?;
     let now = s.now();
     if challenge.email != email || challenge.expires_at <= now {
         return Err(ApiError::Unauthorized);
     }
-    let account = s.store.account(&email)?.ok_or(ApiError::Unauthorized)?;
+    let account = s.store.account(email)?.ok_or(ApiError::Unauthorized)?;
     let signature = STANDARD
         .decode(req.signature.trim())
-        .map_err(|_| ApiError::Unauthorized)?;
+        .ok()
+        .filter(|sig| sig.len() == ED25519_SIGNATURE_LEN)
+        .ok_or(ApiError::Unauthorized)?;
     let keys = PublicKeys::from_bytes(&account.public_keys)
         .map_err(|_| ApiError::Internal("stored public keys invalid".into()))?;
-    let message = sign_in_message(&s.origin, &email, &id, &challenge.nonce);
+    let message = sign_in_message(&s.origin, email, &id, &challenge.nonce);
     UnparsedPublicKey::new(&ED25519, keys.ed25519)
         .verify(&message, &signature)
         .map_err(|_| ApiError::Unauthorized)?;
@@ -250,19 +280,19 @@ pub(crate) async fn session(
     s.store.put_session(
         &sha256(&token),
         &SessionRecord {
-            email: email.clone(),
+            email: email.to_owned(),
             last_seen: now,
             expires_at,
         },
     )?;
     s.store
-        .audit(now, &email, &addr, "session.open", &email, None)?;
+        .audit(now, email, addr, "session.open", email, None)?;
     s.store.commit().await?;
-    Ok(axum::Json(Session {
+    Ok(Session {
         token: URL_SAFE_NO_PAD.encode(token),
         expires_at,
         account: account_view(&account)?,
-    }))
+    })
 }
 
 /// The signed-in account.

@@ -7,6 +7,9 @@ use axum::response::{IntoResponse, Response};
 use crate::storage::StorageError;
 use crate::wire::api::ErrorBody;
 
+/// `Retry-After` of a `503 busy`.
+const BUSY_RETRY_SECS: u64 = 1;
+
 /// Why a request was refused. Each variant maps to one status and one stable `error` code.
 #[derive(Debug)]
 pub enum ApiError {
@@ -33,8 +36,11 @@ pub enum ApiError {
     Timeout,
     /// 413 `too_large`.
     TooLarge,
-    /// 429 `rate_limited`: too many sign-in, join or invite requests from one address.
-    RateLimited,
+    /// 429 `rate_limited`: over a rate limit or locked out after failed sign-ins; retry after
+    /// this many seconds (also sent as `Retry-After`).
+    RateLimited(u64),
+    /// 503 `busy`: every request slot stayed taken while this request waited.
+    Busy,
     /// 422 with a specific code: the upload does not match its signed manifest.
     Rejected(&'static str, String),
     /// 500 `internal`: logged, never detailed to the client.
@@ -92,10 +98,15 @@ impl ApiError {
                 "too_large",
                 "the request body is too large".into(),
             ),
-            Self::RateLimited => (
+            Self::RateLimited(secs) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
-                "too many requests; wait a minute".into(),
+                format!("too many requests; retry in {secs} s"),
+            ),
+            Self::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!("the server is busy; retry in {BUSY_RETRY_SECS} s"),
             ),
             Self::Rejected(c, m) => (StatusCode::UNPROCESSABLE_ENTITY, c, m.clone()),
             Self::Internal(_) => (
@@ -119,7 +130,17 @@ impl IntoResponse for ApiError {
         if let Self::Internal(cause) = &self {
             tracing::error!(%cause, "internal error");
         }
+        let retry = match &self {
+            Self::RateLimited(secs) => Some(*secs),
+            Self::Busy => Some(BUSY_RETRY_SECS),
+            _ => None,
+        };
         let (status, body) = self.parts();
-        (status, axum::Json(body)).into_response()
+        let mut res = (status, axum::Json(body)).into_response();
+        if let Some(secs) = retry {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        res
     }
 }

@@ -10,11 +10,19 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::routes::{Arrived, RouteRate};
 use super::{AppState, Peer, sha256};
 use crate::storage::AccountRecord;
 
-/// Longest time a client may take to send a request body (16 chunks are 1 MiB).
-const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+/// When the whole body must have arrived: the request's arrival plus the body deadline
+/// setting (from now when the router is driven without the common layer).
+fn body_deadline(req: &Request, state: &AppState) -> tokio::time::Instant {
+    let arrived = req
+        .extensions()
+        .get::<Arrived>()
+        .map_or_else(tokio::time::Instant::now, |a| a.0);
+    arrived + std::time::Duration::from_secs(state.settings.limits.body_timeout_secs)
+}
 
 /// A JSON body; malformed → 400 with serde's explanation, oversize → 413.
 pub(crate) struct Json<T>(pub(crate) T);
@@ -23,7 +31,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let read = tokio::time::timeout(BODY_TIMEOUT, axum::Json::<T>::from_request(req, state));
+        let deadline = body_deadline(&req, state);
+        let read = tokio::time::timeout_at(deadline, axum::Json::<T>::from_request(req, state));
         match read.await.map_err(|_| ApiError::Timeout)? {
             Ok(axum::Json(v)) => Ok(Self(v)),
             Err(JsonRejection::BytesRejection(b)) => Err(bytes_error(&b)),
@@ -39,7 +48,8 @@ impl FromRequest<AppState> for Octets {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        tokio::time::timeout(BODY_TIMEOUT, axum::body::Bytes::from_request(req, state))
+        let deadline = body_deadline(&req, state);
+        tokio::time::timeout_at(deadline, axum::body::Bytes::from_request(req, state))
             .await
             .map_err(|_| ApiError::Timeout)?
             .map(Self)
@@ -56,7 +66,9 @@ fn bytes_error(e: &BytesRejection) -> ApiError {
 }
 
 /// The signed-in account making the request, and the address it came from (for the audit
-/// log; empty when the router is driven without the accept loop).
+/// log; empty when the router is driven without the accept loop). Extracting it also counts
+/// the request against the account's rate for the route (`429 rate_limited`), before any body
+/// is read.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
     pub(crate) account: AccountRecord,
@@ -100,6 +112,12 @@ impl FromRequestParts<AppState> for Caller {
             .store
             .account(&session.email)?
             .ok_or(ApiError::Unauthorized)?;
+        if let Some(RouteRate(rate)) = parts.extensions.get::<RouteRate>() {
+            state
+                .limiter
+                .by_account(*rate, &account.email)
+                .map_err(ApiError::RateLimited)?;
+        }
         let addr = client_addr(parts);
         Ok(Self { account, addr })
     }

@@ -17,6 +17,9 @@ pub(crate) struct Metrics {
     downloads: AtomicU64,
     messages: AtomicU64,
     sweeps: AtomicU64,
+    refused_total: AtomicU64,
+    refused_per_ip: AtomicU64,
+    idle_closed: AtomicU64,
 }
 
 impl Metrics {
@@ -46,6 +49,21 @@ impl Metrics {
         self.messages.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A connection was closed at once: `reason` is `total` or `per_ip`.
+    pub(crate) fn connection_refused(&self, reason: &str) {
+        let counter = if reason == "total" {
+            &self.refused_total
+        } else {
+            &self.refused_per_ip
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An idle connection was closed.
+    pub(crate) fn connection_idle(&self) {
+        self.idle_closed.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// One sweep finished and was committed.
     pub(crate) fn swept(&self) {
         self.sweeps.fetch_add(1, Ordering::Relaxed);
@@ -68,7 +86,22 @@ impl Metrics {
                 );
             }
         }
+        out.push_str(
+            "# HELP attache_connections_refused_total Connections closed at once: over the total or the per-address limit.\n",
+        );
+        out.push_str("# TYPE attache_connections_refused_total counter\n");
+        let _ = writeln!(
+            out,
+            "attache_connections_refused_total{{limit=\"total\"}} {}\nattache_connections_refused_total{{limit=\"per_ip\"}} {}",
+            self.refused_total.load(Ordering::Relaxed),
+            self.refused_per_ip.load(Ordering::Relaxed)
+        );
         let counters = [
+            (
+                "attache_connections_idle_closed_total",
+                "Connections closed by the idle deadline.",
+                self.idle_closed.load(Ordering::Relaxed),
+            ),
             (
                 "attache_uploads_started_total",
                 "Uploads started.",

@@ -22,6 +22,7 @@ mod error;
 mod extract;
 mod grants;
 mod items;
+mod limits;
 mod matters;
 mod messages;
 pub(crate) mod metrics;
@@ -51,6 +52,7 @@ use tokio_rustls::TlsAcceptor;
 
 pub use clock::TEST_CLOCK_ENV;
 pub use error::ApiError;
+pub use limits::{Limits, Rate};
 pub use routes::{
     CHUNKS_LIMIT, COMMIT_LIMIT, JSON_LIMIT, ROUTES, RouteInfo, api_markdown, openapi,
 };
@@ -61,14 +63,10 @@ use crate::crypto::PublicKeys;
 use crate::storage::{AccountRecord, StorageError, Store};
 use crate::wire::api::{Account, MAX_EMAIL_LEN, Role};
 
-/// How long a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client may take to send the request headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// Most connections served at once.
-const MAX_CONNECTIONS: usize = 1024;
+/// Largest header block of an HTTP/2 request (HTTP/1.1 is bounded by hyper's read buffer).
+const MAX_H2_HEADER_BYTES: u32 = 64 * 1024;
 
 /// Settings of the server. The one secret, the SMTP password in `mail`, is redacted in `Debug`.
 #[derive(Debug, Clone)]
@@ -105,6 +103,8 @@ pub struct Config {
     pub signature_reminder_hours: Vec<u32>,
     /// Email notices: relay, sender, firm name, coalescing window, DKIM.
     pub mail: crate::mail::MailSettings,
+    /// Rates, sign-in back-off, connection and concurrency limits, deadlines.
+    pub limits: Limits,
 }
 
 impl Default for Config {
@@ -125,6 +125,7 @@ impl Default for Config {
             sweep_seconds: 600,
             signature_reminder_hours: vec![72, 24],
             mail: crate::mail::MailSettings::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -154,7 +155,9 @@ pub(crate) struct AppState {
     /// The origin sign-in signatures are bound to, e.g. `https://127.0.0.1:8443`.
     pub(crate) origin: String,
     pub(crate) metrics: Arc<metrics::Metrics>,
-    pub(crate) limiter: Arc<RateLimiter>,
+    pub(crate) limiter: Arc<limits::Limiter>,
+    /// Slots of requests being handled (`None`: no limit).
+    pub(crate) in_flight: Option<Arc<Semaphore>>,
     /// The notice outbox's wake-up signal and counters.
     pub(crate) outbox: crate::mail::Outbox,
     /// The one clock every expiry reads.
@@ -170,35 +173,6 @@ pub(crate) struct AppState {
 /// The client's address, attached to every request by the accept loop.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Peer(pub(crate) SocketAddr);
-
-/// Requests per minute one address may make to the rate-limited routes.
-const RATE_PER_MINUTE: u32 = 300;
-
-/// A fixed-window counter per client address for the sign-in, join and invite routes.
-#[derive(Debug, Default)]
-pub(crate) struct RateLimiter {
-    windows: Mutex<std::collections::HashMap<std::net::IpAddr, (i64, u32)>>,
-}
-
-impl RateLimiter {
-    /// Counts one request from `ip` at `now`; false once it is over the limit for this minute.
-    pub(crate) fn allow(&self, ip: std::net::IpAddr, now: i64) -> bool {
-        let minute = now / 60;
-        let mut w = self
-            .windows
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if w.len() > 100_000 {
-            w.retain(|_, (m, _)| *m == minute);
-        }
-        let entry = w.entry(ip).or_insert((minute, 0));
-        if entry.0 != minute {
-            *entry = (minute, 0);
-        }
-        entry.1 += 1;
-        entry.1 <= RATE_PER_MINUTE
-    }
-}
 
 /// Held while a request changes an upload; concurrent changes get `409 upload_busy`.
 pub(crate) struct UploadGuard {
@@ -314,6 +288,7 @@ impl Server {
             Some(u) => u.trim_end_matches('/').to_owned(),
             None => default_url(addr),
         };
+        config.limits.check().map_err(ServerError::Config)?;
         if config.retention_days > crate::wire::api::MAX_RETAIN_DAYS {
             return Err(ServerError::Config(format!(
                 "retention_days is at most {}",
@@ -334,12 +309,16 @@ impl Server {
         let mailer = crate::mail::Mailer::new(&config.mail, &origin, &config.data)
             .map_err(|e| ServerError::Config(e.to_string()))?;
         let outbox = crate::mail::Outbox::new(&config.mail, clock.clone());
+        let limiter = Arc::new(limits::Limiter::new(&config.limits));
+        let in_flight = (config.limits.max_requests_in_flight > 0)
+            .then(|| Arc::new(Semaphore::new(config.limits.max_requests_in_flight)));
         let state = AppState {
             store,
             settings: Arc::new(config),
             origin,
             metrics: Arc::default(),
-            limiter: Arc::default(),
+            limiter,
+            in_flight,
             outbox,
             clock,
             audit_key,
@@ -405,18 +384,24 @@ impl Server {
     /// finish (up to 30 seconds). Reloads a configured certificate on SIGHUP.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
         let listener = tokio::net::TcpListener::from_std(self.listener)?;
+        let limits = self.state.settings.limits.clone();
+        let secs = Duration::from_secs;
         let service = TowerToHyperService::new(routes::router(self.state.clone()));
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT);
+            .header_read_timeout(secs(limits.header_timeout_secs));
         builder
             .http2()
             .timer(TokioTimer::new())
+            .max_concurrent_streams(Some(limits.max_streams_per_connection).filter(|n| *n > 0))
+            .max_header_list_size(MAX_H2_HEADER_BYTES)
             .keep_alive_interval(Some(Duration::from_secs(60)));
         let graceful = GracefulShutdown::new();
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let slots =
+            (limits.max_connections > 0).then(|| Arc::new(Semaphore::new(limits.max_connections)));
+        let per_ip = Arc::new(limits::Connections::default());
         let sweeper = tokio::spawn(sweep::run(self.state.clone()));
         let notices = tokio::spawn(crate::mail::run(
             self.state.store.clone(),
@@ -442,8 +427,21 @@ impl Server {
                     continue;
                 }
             };
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                tracing::warn!("connection limit reached; dropping a connection");
+            // Refused connections are closed at once, before any TLS work.
+            let slot = match &slots {
+                Some(slots) => match slots.clone().try_acquire_owned() {
+                    Ok(slot) => Some(slot),
+                    Err(_) => {
+                        self.state.metrics.connection_refused("total");
+                        tracing::debug!("connection limit reached; closing a connection");
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            let Some(ip_slot) = per_ip.open(peer.ip(), limits.max_connections_per_ip) else {
+                self.state.metrics.connection_refused("per_ip");
+                tracing::debug!("per-address connection limit reached; closing a connection");
                 continue;
             };
             let config = self
@@ -455,24 +453,56 @@ impl Server {
             let service = service.clone();
             let builder = builder.clone();
             let watcher = graceful.watcher();
+            let metrics = self.state.metrics.clone();
+            let (handshake, idle) = (
+                secs(limits.handshake_timeout_secs),
+                secs(limits.idle_timeout_secs),
+            );
             tokio::spawn(async move {
-                let _slot = slot;
-                let stream =
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, "tls handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
+                let _slots = (slot, ip_slot);
+                let stream = match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "tls handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+                let activity = limits::Activity::new();
+                let watched = activity.clone();
                 let service = hyper::service::service_fn(move |mut req| {
                     req.extensions_mut().insert(Peer(peer));
-                    hyper::service::Service::call(&service, req)
+                    let (open, running) = watched.request();
+                    let call = hyper::service::Service::call(&service, req);
+                    async move {
+                        let res = call.await;
+                        drop(running);
+                        // The request stays open until its response body is done or dropped.
+                        res.map(|r| {
+                            r.map(|body| {
+                                axum::body::Body::new(http_body_util::BodyExt::map_frame(
+                                    body,
+                                    move |frame| {
+                                        let _open = &open;
+                                        frame
+                                    },
+                                ))
+                            })
+                        })
+                    }
                 });
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                if let Err(e) = watcher.watch(conn.into_owned()).await {
-                    tracing::debug!(error = %e, "connection ended with an error");
+                let io = TokioIo::new(limits::Watched::new(stream, activity.clone()));
+                let conn = builder.serve_connection_with_upgrades(io, service);
+                tokio::select! {
+                    r = watcher.watch(conn.into_owned()) => {
+                        if let Err(e) = r {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                    }
+                    () = activity.idle(idle) => {
+                        metrics.connection_idle();
+                        tracing::debug!("closing an idle connection");
+                    }
                 }
             });
         }

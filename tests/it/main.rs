@@ -18,6 +18,7 @@ mod items;
 mod keys;
 mod legal;
 mod legal_api;
+mod limits;
 mod notices;
 mod statements;
 mod support;

@@ -208,3 +208,165 @@ pub(crate) fn invite_url(output: &str) -> String {
         .unwrap_or_else(|| panic!("no invite URL in {output:?}"))
         .to_owned()
 }
+
+// ---- the HTTP API as a client speaks it (tests/it/limits.rs, tests/it/matrix.rs) ----
+
+/// A blocking HTTPS client for a test server's self-signed certificate. (The product's client
+/// pins the certificate's digest instead; here the test talks to a server it just started.)
+pub(crate) fn insecure_http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap()
+}
+
+/// An account driven over HTTP: keys from a one-byte seed, so the test signs in with ring.
+pub(crate) struct ApiUser {
+    pub(crate) email: String,
+    pub(crate) identity: Identity,
+    pub(crate) signing: ring::signature::Ed25519KeyPair,
+    /// The session token (empty until signed in).
+    pub(crate) token: String,
+}
+
+impl ApiUser {
+    /// The keys of seed `label` for `email` (not yet registered).
+    pub(crate) fn new(email: &str, label: u8) -> Self {
+        let rng = SeededRandom::new([label; 32]);
+        let x25519: [u8; 32] = rng.array();
+        let seed: [u8; 32] = rng.array();
+        Self {
+            email: email.to_owned(),
+            identity: Identity::from_secret_keys(&x25519, &seed).unwrap(),
+            signing: ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).unwrap(),
+            token: String::new(),
+        }
+    }
+
+    /// The `POST /v1/join` body for the invite URL `invite`.
+    pub(crate) fn join_body(&self, invite: &str) -> Value {
+        use base64::Engine as _;
+        let (path, secret) = invite.split_once('#').unwrap();
+        serde_json::json!({
+            "invite_id": path.rsplit('/').next().unwrap(),
+            "secret": secret,
+            "email": self.email,
+            "name": null,
+            "public_keys": base64::engine::general_purpose::STANDARD
+                .encode(self.identity.public().to_bytes()),
+        })
+    }
+
+    /// Joins with `invite` and signs in; panics unless both succeed.
+    pub(crate) fn join(
+        email: &str,
+        label: u8,
+        http: &reqwest::blocking::Client,
+        url: &str,
+        invite: &str,
+    ) -> Self {
+        let mut me = Self::new(email, label);
+        let r = http
+            .post(format!("{url}/v1/join"))
+            .json(&me.join_body(invite))
+            .send()
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            reqwest::StatusCode::CREATED,
+            "{}",
+            r.text().unwrap()
+        );
+        me.token = me.sign_in(http, url);
+        me
+    }
+
+    /// A fresh challenge for this account and the `POST /v1/auth/session` body answering it
+    /// (with a wrong signature if `forge`).
+    pub(crate) fn session_body(
+        &self,
+        http: &reqwest::blocking::Client,
+        url: &str,
+        forge: bool,
+    ) -> Value {
+        use base64::Engine as _;
+        let r = http
+            .post(format!("{url}/v1/auth/challenge"))
+            .json(&serde_json::json!({"email": self.email}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::OK);
+        let challenge: Value = r.json().unwrap();
+        let id: [u8; 16] = attache::wire::from_hex(challenge["challenge_id"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let nonce: [u8; 32] = base64::engine::general_purpose::STANDARD
+            .decode(challenge["nonce"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let mut message = attache::wire::api::sign_in_message(
+            challenge["origin"].as_str().unwrap(),
+            &self.email,
+            &id,
+            &nonce,
+        );
+        if forge {
+            message.push(0);
+        }
+        serde_json::json!({
+            "challenge_id": challenge["challenge_id"],
+            "email": self.email,
+            "signature": base64::engine::general_purpose::STANDARD
+                .encode(self.signing.sign(&message).as_ref()),
+        })
+    }
+
+    /// Signs in and returns the session token.
+    pub(crate) fn sign_in(&self, http: &reqwest::blocking::Client, url: &str) -> String {
+        let body = self.session_body(http, url, false);
+        let r = http
+            .post(format!("{url}/v1/auth/session"))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::OK, "{}", r.text().unwrap());
+        let session: Value = r.json().unwrap();
+        session["token"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Checks the security headers every answer carries (`html`: the answer is a page).
+pub(crate) fn check_hygiene(what: &str, headers: &reqwest::header::HeaderMap, html: bool) {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    assert!(headers.get("server").is_none(), "{what}: a Server header");
+    assert!(
+        get("strict-transport-security").starts_with("max-age=31536000"),
+        "{what}: HSTS"
+    );
+    assert_eq!(get("x-content-type-options"), "nosniff", "{what}");
+    assert_eq!(get("cache-control"), "no-store", "{what}");
+    assert_eq!(get("referrer-policy"), "no-referrer", "{what}");
+    assert_eq!(get("x-frame-options"), "DENY", "{what}");
+    let csp = get("content-security-policy");
+    for directive in [
+        "default-src 'none'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(
+            csp.contains(directive),
+            "{what}: CSP {csp:?} lacks {directive}"
+        );
+    }
+    assert!(!csp.contains("unsafe"), "{what}: CSP {csp:?}");
+    if html {
+        assert!(get("content-type").starts_with("text/html"), "{what}");
+    }
+}
