@@ -19,6 +19,7 @@ mod keys;
 mod legal;
 mod legal_api;
 mod limits;
+mod matrix;
 mod notices;
 mod statements;
 mod support;
