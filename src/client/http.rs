@@ -22,7 +22,7 @@ const MAX_JSON: u64 = 64 << 20;
 
 /// A connection to one server, pinned to one certificate (or, without a pin, recording the
 /// first one seen).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Http {
     client: reqwest::blocking::Client,
     origin: String,

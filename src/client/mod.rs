@@ -989,6 +989,27 @@ impl UploadTransport for HttpUpload<'_> {
     fn state(&mut self, item: &str) -> Result<UploadState, ClientError> {
         self.client.get_json(&format!("/items/{item}/upload"))
     }
+
+    fn sender(&mut self) -> Option<upload::PutChunks> {
+        // The session of the upload's start; if it lapses mid-upload, the calling thread's
+        // retry signs in again.
+        let (token, _) = self.client.token().ok()?;
+        let http = self.client.http.clone();
+        Some(Box::new(move |item: &str, first: u32, body: &[u8]| {
+            read_json(
+                http.send(
+                    http.request(
+                        Method::PUT,
+                        &format!("/items/{item}/chunks/{first}"),
+                        Some(&token),
+                    )
+                    .timeout(UPLOAD_TIMEOUT)
+                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                    .body(body.to_vec()),
+                )?,
+            )
+        }))
+    }
 }
 
 /// Attempts to resume one download after its stream broke.

@@ -1,11 +1,15 @@
 //! Upload while sealing: a [`ChunkSink`] that starts the upload when it receives the preamble
 //! and sends chunks in requests of up to [`MAX_CHUNKS_PER_REQUEST`], so nothing is written to
-//! disk and memory stays at one request (about 1 MiB) besides the sealer's own batch.
+//! disk and memory stays at two requests (about 2 MiB) besides the sealer's own batch.
 //!
-//! A failed request is retried after asking the server how many chunks it holds; since only
-//! the current batch is kept, it resumes from anywhere inside that batch.
+//! Requests are pipelined with sealing: while one batch is on its way (on a sender thread,
+//! when the transport offers one), the next is sealed. A failed request is retried on the
+//! calling thread after asking the server how many chunks it holds; since the batch is kept
+//! until it is acknowledged, it resumes from anywhere inside that batch.
 
 use std::io;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use super::ClientError;
 use crate::crypto::{ChunkSink, Preamble};
@@ -13,6 +17,10 @@ use crate::wire::api::{MAX_CHUNKS_PER_REQUEST, UploadState};
 
 /// Attempts per batch (the first try and the retries).
 const ATTEMPTS: usize = 3;
+
+/// One `PUT /v1/items/{item}/chunks/{first}` that can run on another thread.
+pub(crate) type PutChunks =
+    Box<dyn FnMut(&str, u32, &[u8]) -> Result<UploadState, ClientError> + Send>;
 
 /// What the sink needs from the server. The real one speaks HTTPS; tests use a mock.
 pub(crate) trait UploadTransport {
@@ -29,18 +37,93 @@ pub(crate) trait UploadTransport {
     fn state(&mut self, item: &str) -> Result<UploadState, ClientError>;
     /// Called with the bytes of ciphertext the server acknowledged.
     fn progress(&mut self, _bytes: u64) {}
+    /// A `PUT` for a sender thread, so that sealing goes on while a batch travels; `None`
+    /// sends each batch from the calling thread. Its failures are retried by `put_chunks`.
+    fn sender(&mut self) -> Option<PutChunks> {
+        None
+    }
+}
+
+/// Consecutive chunks waiting to be sent, back to back.
+#[derive(Default)]
+struct Batch {
+    /// Index of the first chunk.
+    first: u32,
+    bytes: Vec<u8>,
+    /// Where each chunk starts in `bytes`.
+    starts: Vec<usize>,
+}
+
+impl Batch {
+    fn end(&self) -> u32 {
+        self.first + self.starts.len() as u32
+    }
+}
+
+/// A batch handed to the sender thread, and what became of it.
+struct Job {
+    item: String,
+    batch: Batch,
+}
+
+struct Done {
+    batch: Batch,
+    result: Result<UploadState, ClientError>,
+}
+
+/// The sender thread: one batch in flight at a time.
+struct Sender {
+    jobs: Option<SyncSender<Job>>,
+    done: Receiver<Done>,
+    thread: Option<JoinHandle<()>>,
+    in_flight: bool,
+}
+
+impl Sender {
+    fn start(mut put: PutChunks) -> io::Result<Self> {
+        let (jobs, job_rx) = sync_channel::<Job>(1);
+        let (done_tx, done) = sync_channel::<Done>(1);
+        let thread = std::thread::Builder::new()
+            .name("attache-upload".into())
+            .spawn(move || {
+                for Job { item, batch } in job_rx {
+                    let result = put(&item, batch.first, &batch.bytes);
+                    if done_tx.send(Done { batch, result }).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Self {
+            jobs: Some(jobs),
+            done,
+            thread: Some(thread),
+            in_flight: false,
+        })
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.jobs = None;
+        // Answers no one will read: let the thread finish its request and leave.
+        while self.in_flight && self.done.recv().is_ok() {
+            self.in_flight = false;
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Batches sealed chunks into upload requests.
 pub(crate) struct UploadSink<T> {
     transport: T,
     item: Option<String>,
-    /// Index of the first chunk in `buf`.
-    first: u32,
-    /// The chunks waiting to be sent, back to back.
-    buf: Vec<u8>,
-    /// Where each buffered chunk starts in `buf`.
-    starts: Vec<usize>,
+    /// The chunks being collected.
+    batch: Batch,
+    /// A spare buffer, from a batch already acknowledged.
+    spare: Vec<u8>,
+    sender: Option<Sender>,
     /// The failure behind an `io::Error` handed to the sealer.
     error: Option<ClientError>,
 }
@@ -50,17 +133,23 @@ impl<T: UploadTransport> UploadSink<T> {
         Self {
             transport,
             item: None,
-            first: 0,
-            buf: Vec::new(),
-            starts: Vec::with_capacity(MAX_CHUNKS_PER_REQUEST),
+            batch: Batch {
+                first: 0,
+                bytes: Vec::new(),
+                starts: Vec::with_capacity(MAX_CHUNKS_PER_REQUEST),
+            },
+            spare: Vec::new(),
+            sender: None,
             error: None,
         }
     }
 
     /// Sends what is left and returns the item id.
     pub(crate) fn finish(mut self) -> Result<String, ClientError> {
-        self.flush()?;
+        self.dispatch()?;
+        self.settle()?;
         self.item
+            .take()
             .ok_or_else(|| ClientError::Protocol("sealing produced no preamble".into()))
     }
 
@@ -69,67 +158,121 @@ impl<T: UploadTransport> UploadSink<T> {
         self.error.take()
     }
 
-    fn flush(&mut self) -> Result<(), ClientError> {
-        if self.starts.is_empty() {
+    fn item(&self) -> Result<String, ClientError> {
+        self.item
+            .clone()
+            .ok_or_else(|| ClientError::Protocol("a chunk came before the preamble".into()))
+    }
+
+    /// Sends the collected batch: to the sender thread once the batch before it is
+    /// acknowledged, or right here.
+    fn dispatch(&mut self) -> Result<(), ClientError> {
+        if self.batch.starts.is_empty() {
             return Ok(());
         }
-        let item = self
-            .item
-            .clone()
-            .ok_or_else(|| ClientError::Protocol("a chunk came before the preamble".into()))?;
-        let count = self.starts.len() as u32;
-        let mut from = self.first;
-        let mut last_error = None;
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                // Ask where the server is: the failed request may have landed after all.
-                match self.transport.state(&item) {
-                    Ok(state) if (self.first..=self.first + count).contains(&state.received) => {
-                        from = state.received;
-                    }
-                    Ok(state) => {
-                        return Err(ClientError::Protocol(format!(
-                            "the server holds {} chunks, expected {}..={}",
-                            state.received,
-                            self.first,
-                            self.first + count
-                        )));
-                    }
-                    Err(e) => {
-                        last_error = Some(e);
-                        continue;
-                    }
+        let item = self.item()?;
+        let next = Batch {
+            first: self.batch.end(),
+            bytes: std::mem::take(&mut self.spare),
+            starts: Vec::with_capacity(MAX_CHUNKS_PER_REQUEST),
+        };
+        let batch = std::mem::replace(&mut self.batch, next);
+        self.batch.bytes.clear();
+        self.settle()?;
+        match &mut self.sender {
+            Some(sender) => {
+                let jobs = sender.jobs.as_ref().expect("the sender is running");
+                if jobs.send(Job { item, batch }).is_err() {
+                    return Err(ClientError::Protocol("the upload thread stopped".into()));
+                }
+                sender.in_flight = true;
+                Ok(())
+            }
+            None => {
+                let result = self.transport.put_chunks(&item, batch.first, &batch.bytes);
+                self.acknowledged(&item, batch, result)
+            }
+        }
+    }
+
+    /// Waits for the batch in flight, if any, and retries it here if it failed.
+    fn settle(&mut self) -> Result<(), ClientError> {
+        let Some(sender) = self.sender.as_mut().filter(|s| s.in_flight) else {
+            return Ok(());
+        };
+        let done = sender.done.recv();
+        sender.in_flight = false;
+        let Done { batch, result } =
+            done.map_err(|_| ClientError::Protocol("the upload thread stopped".into()))?;
+        let item = self.item()?;
+        self.acknowledged(&item, batch, result)
+    }
+
+    /// Takes the answer to the first attempt at `batch`: on success reports progress and keeps
+    /// the buffer; on failure retries from where the server is.
+    fn acknowledged(
+        &mut self,
+        item: &str,
+        batch: Batch,
+        result: Result<UploadState, ClientError>,
+    ) -> Result<(), ClientError> {
+        let end = batch.end();
+        let mut last_error = match result {
+            Ok(state) if state.received == end => None,
+            Ok(state) => {
+                return Err(ClientError::Protocol(format!(
+                    "the server acknowledged {} chunks, expected {end}",
+                    state.received
+                )));
+            }
+            Err(e) => Some(e),
+        };
+        for _ in 1..ATTEMPTS {
+            let Some(e) = last_error.take() else { break };
+            // A refusal (4xx, or 507: over a quota, the upload discarded) will not change on
+            // retry.
+            if let ClientError::Api { status, .. } = &e {
+                if *status < 500 || *status == 507 {
+                    return Err(e);
                 }
             }
-            if from == self.first + count {
-                last_error = None;
-                break;
-            }
-            let offset = self.starts[(from - self.first) as usize];
-            match self.transport.put_chunks(&item, from, &self.buf[offset..]) {
-                Ok(state) if state.received == self.first + count => {
-                    last_error = None;
-                    break;
-                }
+            // Ask where the server is: the failed request may have landed after all.
+            let from = match self.transport.state(item) {
+                Ok(state) if (batch.first..=end).contains(&state.received) => state.received,
                 Ok(state) => {
                     return Err(ClientError::Protocol(format!(
-                        "the server acknowledged {} chunks, expected {}",
-                        state.received,
-                        self.first + count
+                        "the server holds {} chunks, expected {}..={end}",
+                        state.received, batch.first
                     )));
                 }
-                // A refusal (4xx) will not change on retry.
-                Err(e @ ClientError::Api { status, .. }) if status < 500 => return Err(e),
+                Err(e) => {
+                    last_error = Some(e);
+                    continue;
+                }
+            };
+            if from == end {
+                break;
+            }
+            let offset = batch.starts[(from - batch.first) as usize];
+            match self
+                .transport
+                .put_chunks(item, from, &batch.bytes[offset..])
+            {
+                Ok(state) if state.received == end => {}
+                Ok(state) => {
+                    return Err(ClientError::Protocol(format!(
+                        "the server acknowledged {} chunks, expected {end}",
+                        state.received
+                    )));
+                }
                 Err(e) => last_error = Some(e),
             }
         }
         if let Some(e) = last_error {
             return Err(e);
         }
-        self.transport.progress(self.buf.len() as u64);
-        self.first += count;
-        self.buf.clear();
-        self.starts.clear();
+        self.transport.progress(batch.bytes.len() as u64);
+        self.spare = batch.bytes;
         Ok(())
     }
 
@@ -145,6 +288,10 @@ impl<T: UploadTransport> ChunkSink for UploadSink<T> {
         match self.transport.start(preamble.as_bytes()) {
             Ok(state) if state.received == 0 => {
                 self.item = Some(state.item);
+                if let Some(put) = self.transport.sender() {
+                    // Without a thread, batches go from here: slower, not wrong.
+                    self.sender = Sender::start(put).ok();
+                }
                 Ok(())
             }
             Ok(_) => Err(self.fail(ClientError::Protocol(
@@ -155,13 +302,13 @@ impl<T: UploadTransport> ChunkSink for UploadSink<T> {
     }
 
     fn chunk(&mut self, index: u32, ciphertext: &[u8]) -> io::Result<()> {
-        if index != self.first + self.starts.len() as u32 {
+        if index != self.batch.end() {
             return Err(self.fail(ClientError::Protocol("chunks out of order".into())));
         }
-        self.starts.push(self.buf.len());
-        self.buf.extend_from_slice(ciphertext);
-        if self.starts.len() == MAX_CHUNKS_PER_REQUEST {
-            self.flush().map_err(|e| self.fail(e))?;
+        self.batch.starts.push(self.batch.bytes.len());
+        self.batch.bytes.extend_from_slice(ciphertext);
+        if self.batch.starts.len() == MAX_CHUNKS_PER_REQUEST {
+            self.dispatch().map_err(|e| self.fail(e))?;
         }
         Ok(())
     }
@@ -169,6 +316,8 @@ impl<T: UploadTransport> ChunkSink for UploadSink<T> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
     use crate::crypto::{Identity, Metadata, Parallelism, SealedChunks, seal_item};
 
@@ -183,21 +332,8 @@ mod tests {
         acknowledged: u64,
     }
 
-    impl UploadTransport for &mut MockServer {
-        fn start(&mut self, preamble: &[u8]) -> Result<UploadState, ClientError> {
-            self.preamble = preamble.to_vec();
-            Ok(UploadState {
-                item: "00".repeat(16),
-                received: 0,
-            })
-        }
-
-        fn put_chunks(
-            &mut self,
-            _item: &str,
-            first: u32,
-            body: &[u8],
-        ) -> Result<UploadState, ClientError> {
+    impl MockServer {
+        fn put(&mut self, first: u32, body: &[u8]) -> Result<UploadState, ClientError> {
             assert_eq!(first, self.received, "uploads resume where the server is");
             let n = body.len().div_ceil(crate::crypto::CHUNK_SIZE + 16);
             assert!((1..=MAX_CHUNKS_PER_REQUEST).contains(&n));
@@ -212,22 +348,75 @@ mod tests {
                 received: self.received,
             })
         }
+    }
+
+    /// The mock as a transport; `pipelined` offers a sender thread.
+    struct Mock {
+        server: Arc<Mutex<MockServer>>,
+        pipelined: bool,
+    }
+
+    impl UploadTransport for Mock {
+        fn start(&mut self, preamble: &[u8]) -> Result<UploadState, ClientError> {
+            self.server.lock().unwrap().preamble = preamble.to_vec();
+            Ok(UploadState {
+                item: "00".repeat(16),
+                received: 0,
+            })
+        }
+
+        fn put_chunks(
+            &mut self,
+            _item: &str,
+            first: u32,
+            body: &[u8],
+        ) -> Result<UploadState, ClientError> {
+            self.server.lock().unwrap().put(first, body)
+        }
 
         fn state(&mut self, _item: &str) -> Result<UploadState, ClientError> {
             Ok(UploadState {
                 item: "00".repeat(16),
-                received: self.received,
+                received: self.server.lock().unwrap().received,
             })
         }
 
         fn progress(&mut self, bytes: u64) {
-            self.acknowledged += bytes;
+            self.server.lock().unwrap().acknowledged += bytes;
+        }
+
+        fn sender(&mut self) -> Option<PutChunks> {
+            let server = self.server.clone();
+            self.pipelined.then(|| {
+                Box::new(move |_: &str, first: u32, body: &[u8]| {
+                    server.lock().unwrap().put(first, body)
+                }) as PutChunks
+            })
         }
     }
 
     fn upload(content: &[u8], server: &mut MockServer) -> Vec<u8> {
+        let chunks = upload_with(content, server, false);
+        let mut again = MockServer {
+            lose_answer_of_put: server.lose_answer_of_put,
+            ..MockServer::default()
+        };
+        let pipelined = upload_with(content, &mut again, true);
+        assert_eq!(
+            again.puts, server.puts,
+            "the same requests, pipelined or not"
+        );
+        assert_eq!(pipelined.len(), chunks.len());
+        chunks
+    }
+
+    fn upload_with(content: &[u8], server: &mut MockServer, pipelined: bool) -> Vec<u8> {
+        let shared = Arc::new(Mutex::new(std::mem::take(server)));
         let identity = Identity::generate().unwrap();
-        let mut sink = UploadSink::new(&mut *server);
+        let mut sink = UploadSink::new(Mock {
+            server: shared.clone(),
+            pipelined,
+        });
         let sealed = seal_item(
             &identity,
             &Metadata::default(),
@@ -237,6 +426,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(sink.finish().unwrap(), "00".repeat(16));
+        *server = std::mem::take(&mut *shared.lock().unwrap());
         assert_eq!(server.received, sealed.manifest.chunk_count());
         assert_eq!(server.preamble, sealed.preamble.as_bytes());
         for i in 0..sealed.manifest.chunk_count() {
