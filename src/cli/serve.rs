@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use attache::mail::MailSettings;
 use attache::server::{Config, Limits, Server, shutdown_signal};
+use attache::storage::StorageSettings;
 use clap::ValueEnum;
 use serde::Deserialize;
 
@@ -185,6 +186,23 @@ pub(crate) struct ServeArgs {
     /// timeout [default: 120].
     #[arg(long, env = "ATTACHE_BODY_TIMEOUT", value_name = "SECONDS")]
     body_timeout: Option<u64>,
+    /// Where a new data folder keeps documents: `files` (one file per document, small
+    /// messages in sled) or `sled`. An existing folder keeps the store it was created with
+    /// [default: files].
+    #[arg(long, env = "ATTACHE_BLOB_STORE", value_name = "STORE")]
+    blob_store: Option<String>,
+    /// Document bytes (ciphertext) a client or co-counsel account may store; 0: no limit
+    /// [default: 10240].
+    #[arg(long, env = "ATTACHE_QUOTA_MIB", value_name = "MIB")]
+    quota_mib: Option<u64>,
+    /// Document bytes a firm account (admin, attorney, staff) may store; 0: no limit
+    /// [default: 0].
+    #[arg(long, env = "ATTACHE_FIRM_QUOTA_MIB", value_name = "MIB")]
+    firm_quota_mib: Option<u64>,
+    /// Free space the data folder's disk keeps: uploads that would leave less get 507
+    /// [default: 1024].
+    #[arg(long, env = "ATTACHE_DISK_RESERVE_MIB", value_name = "MIB")]
+    disk_reserve_mib: Option<u64>,
 }
 
 /// Log line format.
@@ -247,6 +265,10 @@ struct FileSettings {
     header_timeout: Option<u64>,
     idle_timeout: Option<u64>,
     body_timeout: Option<u64>,
+    blob_store: Option<String>,
+    quota_mib: Option<u64>,
+    firm_quota_mib: Option<u64>,
+    disk_reserve_mib: Option<u64>,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -409,6 +431,12 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
         },
         mail,
         limits,
+        storage: storage_settings(
+            args.blob_store.or(file.blob_store),
+            args.quota_mib.or(file.quota_mib),
+            args.firm_quota_mib.or(file.firm_quota_mib),
+            args.disk_reserve_mib.or(file.disk_reserve_mib),
+        )?,
     };
     if config.sweep_seconds == 0 {
         anyhow::bail!("--sweep-seconds must be at least 1");
@@ -468,6 +496,33 @@ fn reminder_hours(list: &str) -> Result<Vec<u32>> {
                 })
         })
         .collect()
+}
+
+/// The storage settings from their flags (MiB; a quota of 0 means none).
+fn storage_settings(
+    blob_store: Option<String>,
+    quota_mib: Option<u64>,
+    firm_quota_mib: Option<u64>,
+    disk_reserve_mib: Option<u64>,
+) -> Result<StorageSettings> {
+    let d = StorageSettings::default();
+    let mib = |v: u64| v.saturating_mul(1 << 20);
+    let quota = |v: Option<u64>, default: Option<u64>| match v {
+        Some(0) => None,
+        Some(v) => Some(mib(v)),
+        None => default,
+    };
+    Ok(StorageSettings {
+        blob_store: match blob_store {
+            Some(s) => s
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--blob-store: {e}"))?,
+            None => d.blob_store,
+        },
+        quota_bytes: quota(quota_mib, d.quota_bytes),
+        firm_quota_bytes: quota(firm_quota_mib, d.firm_quota_bytes),
+        disk_reserve_bytes: disk_reserve_mib.map_or(d.disk_reserve_bytes, mib),
+    })
 }
 
 fn read_file(path: &Path) -> Result<FileSettings> {

@@ -43,6 +43,9 @@ pub enum ApiError {
     Busy,
     /// 422 with a specific code: the upload does not match its signed manifest.
     Rejected(&'static str, String),
+    /// 507 `insufficient_storage`: over the account's quota or into the server's free-disk
+    /// reserve; the text gives the figures.
+    InsufficientStorage(String),
     /// 500 `internal`: logged, never detailed to the client.
     Internal(String),
 }
@@ -109,6 +112,11 @@ impl ApiError {
                 format!("the server is busy; retry in {BUSY_RETRY_SECS} s"),
             ),
             Self::Rejected(c, m) => (StatusCode::UNPROCESSABLE_ENTITY, c, m.clone()),
+            Self::InsufficientStorage(m) => (
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient_storage",
+                m.clone(),
+            ),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",

@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::extract::{Caller, Json, Octets, parse_id};
 use super::{AppState, account_view, random};
 use crate::crypto::{
-    CHUNK_SIZE, MAX_CHUNKS, MAX_KEY_PACKAGE_LEN, Manifest, PREAMBLE_LEN, Preamble, PublicKeys,
+    MAX_CHUNKS, MAX_KEY_PACKAGE_LEN, Manifest, PREAMBLE_LEN, Preamble, PublicKeys,
 };
 use crate::storage::{ItemRecord, Store};
 use crate::wire::api::{
@@ -22,8 +22,10 @@ use crate::wire::api::{
 };
 use crate::wire::to_hex;
 
-/// Bytes of one full ciphertext chunk (content plus the AES-GCM tag).
-pub(crate) const SEALED_CHUNK: usize = CHUNK_SIZE + 16;
+pub(crate) use crate::storage::SEALED_CHUNK;
+
+/// Chunks read from the store at once when streaming a download (1 MiB).
+const READ_CHUNKS: u32 = 16;
 
 /// Starts an upload: the server assigns the item id.
 #[utoipa::path(post, path = "/v1/items", request_body = NewItem,
@@ -69,11 +71,16 @@ pub(crate) async fn create(
 }
 
 /// Appends 1 to 16 chunks, which must start at the number already received.
+///
+/// Each chunk's BLAKE3 digest is taken here, as it arrives, and kept until the commit, which
+/// then checks the signed manifest without reading the ciphertext back. The chunks are durable
+/// before the item record counts them, and the answer waits for the record's flush.
 #[utoipa::path(put, path = "/v1/items/{item}/chunks/{first}",
     params(("item" = String, Path, description = "item id"), ("first" = u32, Path, description = "index of the first chunk in the body")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
-        description = "1 to 16 concatenated sealed chunks of 65,552 bytes; only the last may be shorter"),
-    responses((status = 200, body = UploadState), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)),
+        description = "1 to 16 concatenated sealed chunks of 65,552 bytes; only the last chunk of the item may be shorter"),
+    responses((status = 200, body = UploadState), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 507, description = "over the account's quota or the server's free-disk reserve; the upload is discarded", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn put_chunks(
     State(s): State<AppState>,
@@ -83,7 +90,7 @@ pub(crate) async fn put_chunks(
 ) -> Result<axum::Json<UploadState>, ApiError> {
     let id = parse_id(&item)?;
     let _guard = s.lock_upload(id)?;
-    let mut rec = s.store.item(&id)?.ok_or(ApiError::NotFound)?;
+    let rec = s.store.item(&id)?.ok_or(ApiError::NotFound)?;
     decide(&s, &caller, Action::Upload(&rec)).await?;
     if first != rec.received {
         return Err(ApiError::Conflict(
@@ -91,33 +98,94 @@ pub(crate) async fn put_chunks(
             format!("the upload is at chunk {}; resume from there", rec.received),
         ));
     }
+    if rec.received_bytes != u64::from(rec.received) * SEALED_CHUNK as u64 {
+        return Err(ApiError::Conflict(
+            "upload_complete",
+            "the last chunk received was short, so it was the item's last; commit the upload"
+                .into(),
+        ));
+    }
     if body.is_empty() {
         return Err(ApiError::BadRequest("the body holds no chunk".into()));
     }
-    let pieces: Vec<&[u8]> = body.chunks(SEALED_CHUNK).collect();
-    if pieces.len() > MAX_CHUNKS_PER_REQUEST {
+    let count = body.len().div_ceil(SEALED_CHUNK);
+    if count > MAX_CHUNKS_PER_REQUEST {
         return Err(ApiError::TooLarge);
     }
-    let count = u32::try_from(pieces.len()).map_err(|_| ApiError::TooLarge)?;
+    let count = u32::try_from(count).map_err(|_| ApiError::TooLarge)?;
     if rec.received.saturating_add(count) > MAX_CHUNKS {
         return Err(ApiError::BadRequest(format!(
             "an item has at most {MAX_CHUNKS} chunks"
         )));
     }
-    for (i, piece) in (rec.received..).zip(&pieces) {
-        s.store.blobs().put_chunk(&id, i, piece)?;
+    let len = body.len() as u64;
+    let limit = s.settings.storage.quota_for(caller.account.role);
+    let used = s.store.usage(&caller.account.email)?;
+    if let Some(limit) = limit.filter(|&l| used.saturating_add(len) > l) {
+        return Err(discard(&s, &id, over_quota(used, limit, len)).await);
     }
-    rec.received += count;
-    rec.received_bytes += body.len() as u64;
-    rec.updated_at = s.now();
-    s.store.put_item(&rec)?;
+    if let Some(refusal) = reserve_refusal(&s, len)? {
+        return Err(discard(&s, &id, refusal).await);
+    }
+    let store = s.store.clone();
+    let digests = tokio::task::spawn_blocking(move || {
+        let digests: Vec<[u8; 32]> = body
+            .chunks(SEALED_CHUNK)
+            .map(|c| *blake3::hash(c).as_bytes())
+            .collect();
+        store.blobs().put_chunks(&id, first, &body)?;
+        Ok::<_, ApiError>(digests)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let mut new = rec.clone();
+    new.received += count;
+    new.received_bytes += len;
+    new.updated_at = s.now();
+    if let Err(over) = s.store.record_chunks(&rec, &new, &digests, limit)? {
+        // Another upload of the same account took the room meanwhile.
+        return Err(discard(&s, &id, over_quota(over.used, over.limit, len)).await);
+    }
     s.store.commit().await?;
-    s.metrics
-        .chunks_received(u64::from(count), body.len() as u64);
+    s.metrics.chunks_received(u64::from(count), len);
     Ok(axum::Json(UploadState {
         item,
-        received: rec.received,
+        received: new.received,
     }))
+}
+
+/// The refusal of an upload over its account's quota.
+fn over_quota(used: u64, limit: u64, asked: u64) -> ApiError {
+    ApiError::InsufficientStorage(format!(
+        "over your storage quota: you store {used} of {limit} bytes and this upload needs \
+         {asked} more; the upload was discarded"
+    ))
+}
+
+/// The refusal of a write of `len` bytes that would leave less free disk than the reserve.
+fn reserve_refusal(s: &AppState, len: u64) -> Result<Option<ApiError>, ApiError> {
+    let reserve = s.settings.storage.disk_reserve_bytes;
+    let free = crate::storage::free_space(&s.settings.data)?;
+    Ok((free.saturating_sub(len) < reserve).then(|| {
+        ApiError::InsufficientStorage(format!(
+            "the server is low on disk space: {free} bytes are free and it keeps {reserve} in \
+             reserve, so it cannot take {len} more; the upload was discarded"
+        ))
+    }))
+}
+
+/// Deletes an upload that cannot go on (its bytes count against the quota and the disk until
+/// then) and returns `refusal`; a failure to delete is logged, the sweep retries it.
+async fn discard(s: &AppState, id: &[u8; 16], refusal: ApiError) -> ApiError {
+    let deleted = s.store.discard_upload(id).map_err(ApiError::from);
+    let committed = match deleted {
+        Ok(_) => s.store.commit().await.map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = committed {
+        tracing::error!(error = ?e, "could not discard a refused upload");
+    }
+    refusal
 }
 
 /// Where an upload stands, to resume it.
@@ -186,11 +254,15 @@ pub(crate) async fn commit(
         ));
     }
     let packages = key_packages(&s.store, &caller.account.email, &req)?;
+    if let Some(refusal) = commit_refusal(&s, &caller, manifest_bytes.len() as u64)? {
+        return Err(refusal);
+    }
     let store = s.store.clone();
-    let count = rec.received;
-    let checked = tokio::task::spawn_blocking(move || check_chunks(&store, &id, &manifest, count))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (count, bytes) = (rec.received, rec.received_bytes);
+    let checked =
+        tokio::task::spawn_blocking(move || check_chunks(&store, &id, &manifest, count, bytes))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
     checked?;
     rec.committed = true;
     rec.manifest = Some(manifest_bytes);
@@ -247,19 +319,70 @@ fn key_packages(
     Ok(out)
 }
 
+/// Why a commit cannot be taken now (the upload stays, to be committed later): over the
+/// quota (lowered since the chunks came) or into the free-disk reserve.
+fn commit_refusal(s: &AppState, caller: &Caller, len: u64) -> Result<Option<ApiError>, ApiError> {
+    let used = s.store.usage(&caller.account.email)?;
+    if let Some(limit) = s.settings.storage.quota_for(caller.account.role) {
+        if used > limit {
+            return Ok(Some(ApiError::InsufficientStorage(format!(
+                "over your storage quota: you store {used} of {limit} bytes; the upload waits \
+                 uncommitted"
+            ))));
+        }
+    }
+    let reserve = s.settings.storage.disk_reserve_bytes;
+    let free = crate::storage::free_space(&s.settings.data)?;
+    Ok((free.saturating_sub(len) < reserve).then(|| {
+        ApiError::InsufficientStorage(format!(
+            "the server is low on disk space: {free} bytes are free and it keeps {reserve} in \
+             reserve; the upload waits uncommitted"
+        ))
+    }))
+}
+
+/// Checks every chunk against the signed manifest: its length, and the digest taken when it
+/// arrived (a chunk stored without one, by an older server, is read back and hashed). Every
+/// chunk but the last of an upload is full (the upload refuses more after a short one), so
+/// the lengths agree when the totals do.
 fn check_chunks(
     store: &Store,
     id: &[u8; 16],
     manifest: &Manifest,
     count: u32,
+    received_bytes: u64,
 ) -> Result<(), ApiError> {
-    for i in 0..count {
-        let chunk = store.blobs().chunk(id, i)?.ok_or_else(|| {
-            ApiError::Rejected("chunk_missing", format!("chunk {i} was not uploaded"))
-        })?;
-        manifest
-            .check_chunk(i, &chunk)
-            .map_err(|e| ApiError::Rejected("chunk_mismatch", e.to_string()))?;
+    for (i, digest) in (0..count).zip(store.chunk_digests(id, count)?) {
+        match digest {
+            Some(d) => {
+                let expected = manifest.chunk_len(i).unwrap_or(0);
+                let stored = if i + 1 < count {
+                    SEALED_CHUNK as u64
+                } else {
+                    received_bytes.saturating_sub(u64::from(i) * SEALED_CHUNK as u64)
+                };
+                if stored != expected as u64 {
+                    return Err(ApiError::Rejected(
+                        "chunk_mismatch",
+                        format!("chunk {i} is {stored} bytes long; the manifest says {expected}"),
+                    ));
+                }
+                if d[..] != *manifest.chunk_digest(i) {
+                    return Err(ApiError::Rejected(
+                        "chunk_mismatch",
+                        format!("chunk {i} does not match the signed manifest"),
+                    ));
+                }
+            }
+            None => {
+                let chunk = store.blobs().chunk(id, i)?.ok_or_else(|| {
+                    ApiError::Rejected("chunk_missing", format!("chunk {i} was not uploaded"))
+                })?;
+                manifest
+                    .check_chunk(i, &chunk)
+                    .map_err(|e| ApiError::Rejected("chunk_mismatch", e.to_string()))?;
+            }
+        }
     }
     Ok(())
 }
@@ -305,7 +428,8 @@ pub(crate) struct ChunkQuery {
     from: Option<u32>,
 }
 
-/// Streams the ciphertext from chunk `from` to the end, one chunk in memory at a time.
+/// Streams the ciphertext from chunk `from` (or a byte offset) to the end, 1 MiB in memory at
+/// a time.
 #[utoipa::path(get, path = "/v1/items/{item}/chunks", params(("item" = String, Path, description = "item id"), ChunkQuery),
     responses((status = 200, description = "the concatenated sealed chunks", content_type = "application/octet-stream"),
         (status = 206, description = "the ciphertext from the `Range: bytes=START-` offset", content_type = "application/octet-stream"),
@@ -338,14 +462,17 @@ pub(crate) async fn download(
     let first = u32::try_from(start / SEALED_CHUNK as u64).unwrap_or(u32::MAX);
     let skip = usize::try_from(start % SEALED_CHUNK as u64).unwrap_or(0);
     let store = s.store.clone();
+    // Blocks of up to READ_CHUNKS chunks, each read on a blocking thread (one `pread` from the
+    // file store), so that the runtime's threads never wait on the disk.
     let stream = futures_util::stream::unfold(first, move |i| {
         let store = store.clone();
         async move {
             if i >= count {
                 return None;
             }
-            let r = tokio::task::spawn_blocking(move || store.blobs().chunk(&id, i)).await;
-            let chunk = match r {
+            let n = READ_CHUNKS.min(count - i);
+            let r = tokio::task::spawn_blocking(move || store.blobs().chunks(&id, i, n)).await;
+            let block = match r {
                 Ok(Ok(Some(mut c))) => {
                     if i == first && skip > 0 {
                         c.drain(..skip.min(c.len()));
@@ -356,10 +483,10 @@ pub(crate) async fn download(
                 Ok(Err(e)) => Err(std::io::Error::other(e.to_string())),
                 Err(e) => Err(std::io::Error::other(e.to_string())),
             };
-            if let Err(e) = &chunk {
+            if let Err(e) = &block {
                 tracing::error!(error = %e, "download stopped");
             }
-            Some((chunk, i + 1))
+            Some((block, i + n))
         }
     });
     s.metrics.download_started();

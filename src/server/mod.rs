@@ -105,6 +105,8 @@ pub struct Config {
     pub mail: crate::mail::MailSettings,
     /// Rates, sign-in back-off, connection and concurrency limits, deadlines.
     pub limits: Limits,
+    /// Blob store, quotas and the free-disk reserve.
+    pub storage: crate::storage::StorageSettings,
 }
 
 impl Default for Config {
@@ -126,6 +128,7 @@ impl Default for Config {
             signature_reminder_hours: vec![72, 24],
             mail: crate::mail::MailSettings::default(),
             limits: Limits::default(),
+            storage: crate::storage::StorageSettings::default(),
         }
     }
 }
@@ -304,7 +307,11 @@ impl Server {
             );
         }
         let audit_key = Arc::new(auditkey::AuditKey::load_or_create(&config.keys)?);
-        let store = Store::open(&config.data, config.cache_mb.saturating_mul(1 << 20))?;
+        let store = Store::open_with(
+            &config.data,
+            config.cache_mb.saturating_mul(1 << 20),
+            Some(config.storage.blob_store),
+        )?;
         let keys = config.keys.clone();
         let mailer = crate::mail::Mailer::new(&config.mail, &origin, &config.data)
             .map_err(|e| ServerError::Config(e.to_string()))?;

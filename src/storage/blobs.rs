@@ -1,18 +1,102 @@
-//! The ciphertext chunk store behind one interface: sled chunks by default.
+//! The ciphertext chunk store behind one interface: chunks in sled ([`SledBlobs`]) or one plain
+//! file per item ([`FileBlobs`]), chosen per data folder ([`BlobStoreKind`]).
 //!
-//! Holds sealed chunks only (each at most 65,552 bytes); it never interprets them.
+//! Holds sealed chunks only (each at most [`SEALED_CHUNK`] bytes, every chunk of an item but
+//! its last exactly that long); it never interprets them. Which items exist, how many chunks
+//! they have and whether they are committed is the item record's business, in sled.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, ErrorKind};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 
 use super::{FORMAT_VERSION, StorageError};
+use crate::crypto::CHUNK_SIZE;
 
-/// Where ciphertext chunks live. Implementations must make a `put_chunk` durable by the next
-/// [`super::Store::commit`].
+/// Bytes of one full sealed chunk (content plus the AES-GCM tag).
+pub const SEALED_CHUNK: usize = CHUNK_SIZE + 16;
+
+/// Where ciphertext chunks live. Chunks of an item are written in order, from the number
+/// already received, and only the last chunk of an item may be shorter than
+/// [`SEALED_CHUNK`] (the upload handler refuses anything else).
+///
+/// Durability: chunks written by `put_chunks` must be durable by the next
+/// [`super::Store::commit`]; [`FileBlobs`] makes them durable before returning, so the item
+/// record written after them never counts chunks that are not on disk.
 pub trait BlobStore: Send + Sync {
-    /// Stores chunk `index` of `item`, replacing any earlier one.
-    fn put_chunk(&self, item: &[u8; 16], index: u32, bytes: &[u8]) -> Result<(), StorageError>;
+    /// Stores `bytes`, consecutive chunks back to back (each [`SEALED_CHUNK`] long but the
+    /// last), as chunks `first`, `first + 1`, … of `item`, replacing anything stored from
+    /// `first` on.
+    fn put_chunks(&self, item: &[u8; 16], first: u32, bytes: &[u8]) -> Result<(), StorageError>;
+    /// Stores chunk `index` of `item`, replacing the one there (for repair tools and tests).
+    fn put_chunk(&self, item: &[u8; 16], index: u32, bytes: &[u8]) -> Result<(), StorageError> {
+        self.put_chunks(item, index, bytes)
+    }
     /// Chunk `index` of `item`.
     fn chunk(&self, item: &[u8; 16], index: u32) -> Result<Option<Vec<u8>>, StorageError>;
-    /// Deletes every chunk of `item`; returns how many there were.
+    /// Chunks `first..first + count` of `item` back to back, or `None` if one is missing.
+    fn chunks(
+        &self,
+        item: &[u8; 16],
+        first: u32,
+        count: u32,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let mut out = Vec::with_capacity(count as usize * SEALED_CHUNK);
+        for i in first..first.saturating_add(count) {
+            match self.chunk(item, i)? {
+                Some(c) => out.extend_from_slice(&c),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(out))
+    }
+    /// How many chunks of `item` are stored.
+    fn count(&self, item: &[u8; 16]) -> Result<usize, StorageError>;
+    /// Deletes every chunk of `item`, durably once [`super::Store::commit`] returns; returns
+    /// how many there were.
     fn delete_item(&self, item: &[u8; 16]) -> Result<usize, StorageError>;
+}
+
+/// Which [`BlobStore`] a data folder keeps its chunks in. Chosen when the folder is created
+/// and recorded in it; see `docs/STORAGE.md` for the measurements behind the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BlobStoreKind {
+    /// Chunks as values of the sled tree `chunks`.
+    Sled,
+    /// One file per item under `DATA/chunks/`, written, synced and read with plain file IO;
+    /// items of one short chunk (small messages) stay in sled.
+    #[default]
+    Files,
+}
+
+impl BlobStoreKind {
+    /// The setting's spelling: `sled` or `files`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sled => "sled",
+            Self::Files => "files",
+        }
+    }
+}
+
+impl std::str::FromStr for BlobStoreKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sled" => Ok(Self::Sled),
+            "files" => Ok(Self::Files),
+            other => Err(format!(
+                "blob store must be `sled` or `files`, not {other:?}"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for BlobStoreKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Chunks in the sled tree `chunks`, key `version || item id (16) || index (u32 BE)`.
@@ -25,6 +109,13 @@ impl SledBlobs {
     pub(super) fn new(tree: sled::Tree) -> Self {
         Self { tree }
     }
+
+    fn prefix(item: &[u8; 16]) -> [u8; 17] {
+        let mut p = [0u8; 17];
+        p[0] = FORMAT_VERSION;
+        p[1..].copy_from_slice(item);
+        p
+    }
 }
 
 fn chunk_key(item: &[u8; 16], index: u32) -> [u8; 21] {
@@ -36,8 +127,10 @@ fn chunk_key(item: &[u8; 16], index: u32) -> [u8; 21] {
 }
 
 impl BlobStore for SledBlobs {
-    fn put_chunk(&self, item: &[u8; 16], index: u32, bytes: &[u8]) -> Result<(), StorageError> {
-        self.tree.insert(chunk_key(item, index), bytes)?;
+    fn put_chunks(&self, item: &[u8; 16], first: u32, bytes: &[u8]) -> Result<(), StorageError> {
+        for (i, piece) in (first..).zip(bytes.chunks(SEALED_CHUNK)) {
+            self.tree.insert(chunk_key(item, i), piece)?;
+        }
         Ok(())
     }
 
@@ -45,14 +138,189 @@ impl BlobStore for SledBlobs {
         Ok(self.tree.get(chunk_key(item, index))?.map(|v| v.to_vec()))
     }
 
-    fn delete_item(&self, item: &[u8; 16]) -> Result<usize, StorageError> {
-        let mut prefix = vec![FORMAT_VERSION];
-        prefix.extend_from_slice(item);
+    fn count(&self, item: &[u8; 16]) -> Result<usize, StorageError> {
         let mut n = 0;
-        for r in self.tree.scan_prefix(&prefix).keys() {
+        for r in self.tree.scan_prefix(Self::prefix(item)).keys() {
+            r?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn delete_item(&self, item: &[u8; 16]) -> Result<usize, StorageError> {
+        let mut n = 0;
+        for r in self.tree.scan_prefix(Self::prefix(item)).keys() {
             self.tree.remove(r?)?;
             n += 1;
         }
         Ok(n)
     }
+}
+
+/// One file per item, `DATA/chunks/XX/ID` (`ID` the item id in hex, `XX` its first byte),
+/// holding the chunks back to back: chunk `i` starts at `i × SEALED_CHUNK`, so no index is
+/// needed. A write is `pwrite` of the request's chunks at their offset, `ftruncate` to their
+/// end (so bytes left by an unacknowledged request never trail the last chunk) and
+/// `fdatasync`; a new file's directory is synced too, as is a directory after a deletion.
+/// The directory is not sled's `DATA/blobs/`, which sled owns.
+///
+/// An item whose first write is a single short chunk is complete in that chunk (only the
+/// last chunk may be short), and is kept in sled's `chunks` tree instead: a small message
+/// then costs no file, no extra `fsync` and no 4 KiB block.
+#[derive(Clone)]
+pub struct FileBlobs {
+    dir: PathBuf,
+    small: SledBlobs,
+}
+
+impl FileBlobs {
+    pub(super) fn open(dir: PathBuf, small: SledBlobs) -> Result<Self, StorageError> {
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir)?;
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        Ok(Self { dir, small })
+    }
+
+    fn path(&self, item: &[u8; 16]) -> PathBuf {
+        let hex = crate::wire::to_hex(item);
+        self.dir.join(&hex[..2]).join(hex)
+    }
+
+    /// The file of `item`, created (with its directory, durably) if `create`.
+    fn open_file(&self, item: &[u8; 16], create: bool) -> io::Result<Option<File>> {
+        let path = self.path(item);
+        match OpenOptions::new().read(true).write(create).open(&path) {
+            Ok(f) => return Ok(Some(f)),
+            Err(e) if e.kind() == ErrorKind::NotFound && create => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let parent = path.parent().expect("an item path has a parent");
+        if !parent.is_dir() {
+            fs::create_dir_all(parent)?;
+            sync_dir(&self.dir)?;
+        }
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        // The new name must survive a crash as surely as the bytes written under it.
+        sync_dir(parent)?;
+        Ok(Some(f))
+    }
+
+    /// The item files on disk (for tests and store scans): their ids and paths.
+    pub fn files(&self) -> Result<Vec<([u8; 16], PathBuf)>, StorageError> {
+        let mut out = Vec::new();
+        for fan in fs::read_dir(&self.dir)? {
+            let fan = fan?;
+            if !fan.file_type()?.is_dir() {
+                continue;
+            }
+            for entry in fs::read_dir(fan.path())? {
+                let entry = entry?;
+                let id = crate::wire::from_hex(&entry.file_name().to_string_lossy())
+                    .and_then(|b| <[u8; 16]>::try_from(b).ok());
+                if let Some(id) = id {
+                    out.push((id, entry.path()));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn offset(index: u32) -> u64 {
+    u64::from(index) * SEALED_CHUNK as u64
+}
+
+impl BlobStore for FileBlobs {
+    fn put_chunks(&self, item: &[u8; 16], first: u32, bytes: &[u8]) -> Result<(), StorageError> {
+        if first == 0 && bytes.len() < SEALED_CHUNK {
+            return self.small.put_chunks(item, first, bytes);
+        }
+        let file = self
+            .open_file(item, true)?
+            .expect("open_file creates the file");
+        let at = offset(first);
+        file.write_all_at(bytes, at)?;
+        file.set_len(at + bytes.len() as u64)?;
+        file.sync_data()?;
+        Ok(())
+    }
+
+    fn put_chunk(&self, item: &[u8; 16], index: u32, bytes: &[u8]) -> Result<(), StorageError> {
+        match OpenOptions::new().write(true).open(self.path(item)) {
+            // In place: the chunks after it stay.
+            Ok(file) => {
+                file.write_all_at(bytes, offset(index))?;
+                file.sync_data()?;
+                Ok(())
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => self.put_chunks(item, index, bytes),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn chunk(&self, item: &[u8; 16], index: u32) -> Result<Option<Vec<u8>>, StorageError> {
+        self.chunks(item, index, 1)
+    }
+
+    fn chunks(
+        &self,
+        item: &[u8; 16],
+        first: u32,
+        count: u32,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let Some(file) = self.open_file(item, false)? else {
+            if first == 0 && count == 1 {
+                return self.small.chunk(item, 0);
+            }
+            return Ok(None);
+        };
+        let len = file.metadata()?.len();
+        let start = offset(first);
+        let end = offset(first.saturating_add(count)).min(len);
+        if count == 0 || start >= end || (end == len && first + count > chunks_in(len)) {
+            return Ok(None);
+        }
+        let mut out = vec![0u8; (end - start) as usize];
+        file.read_exact_at(&mut out, start)?;
+        Ok(Some(out))
+    }
+
+    fn count(&self, item: &[u8; 16]) -> Result<usize, StorageError> {
+        match self.open_file(item, false)? {
+            Some(f) => Ok(chunks_in(f.metadata()?.len()) as usize),
+            None => self.small.count(item),
+        }
+    }
+
+    fn delete_item(&self, item: &[u8; 16]) -> Result<usize, StorageError> {
+        let path = self.path(item);
+        let n = match fs::metadata(&path) {
+            Ok(m) => {
+                fs::remove_file(&path)?;
+                sync_dir(path.parent().expect("an item path has a parent"))?;
+                chunks_in(m.len()) as usize
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => 0,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(n + self.small.delete_item(item)?)
+    }
+}
+
+/// Chunks in a file of `len` bytes.
+fn chunks_in(len: u64) -> u32 {
+    u32::try_from(len.div_ceil(SEALED_CHUNK as u64)).unwrap_or(u32::MAX)
 }

@@ -155,7 +155,9 @@ impl Syncer {
     }
 
     fn sync(&mut self) -> std::io::Result<()> {
-        self.db_file.sync_all()?;
+        // `fdatasync`: the data and the file size (needed to read it back), without the
+        // timestamps that `fsync` would also journal on every commit.
+        self.db_file.sync_data()?;
         let entries = match std::fs::read_dir(&self.blobs_dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

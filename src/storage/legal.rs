@@ -6,7 +6,6 @@
 //! concurrent one is a transaction that first checks the record it read is still there
 //! unchanged (`Batch::expect`). Layouts are in `docs/STORAGE.md`.
 
-use super::BlobStore;
 use super::records::{GrantRecord, ItemRecord, MatterRecord, MessageRecord, SignatureRecord};
 use super::{
     Batch, NoticeRecord, StorageError, Store, decode, encode, get, index_key, index_suffix,
@@ -538,14 +537,13 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes an item's chunks, then its key packages and grant index entries, then its
+    /// Deletes an item's key packages and grant index entries, then its chunks, then its
     /// record: the record goes last, so an interrupted deletion is found again.
     fn delete_item(
         &self,
         item: &ItemRecord,
         counts: &mut DeletionCounts,
     ) -> Result<(), StorageError> {
-        counts.chunks += self.blobs.delete_item(&item.id)?;
         let prefix = key_bytes(&item.id);
         for r in self.key_packages.scan_prefix(&prefix).keys() {
             self.key_packages.remove(r?)?;
@@ -554,7 +552,7 @@ impl Store {
         for r in self.grant_index.scan_prefix(&prefix).keys() {
             self.grant_index.remove(r?)?;
         }
-        self.items.remove(&prefix)?;
+        counts.chunks += self.remove_item(item)?;
         counts.items += 1;
         Ok(())
     }

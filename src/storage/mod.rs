@@ -12,6 +12,7 @@ mod commit;
 mod legal;
 mod outbox;
 mod records;
+mod uploads;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -23,7 +24,7 @@ use serde::de::DeserializeOwned;
 use sled::Transactional;
 
 pub use audit::StoredCheckpoint;
-pub use blobs::{BlobStore, SledBlobs};
+pub use blobs::{BlobStore, BlobStoreKind, FileBlobs, SEALED_CHUNK, SledBlobs};
 pub use commit::FlushStats;
 pub use legal::{AddOutcome, DeletionCounts};
 pub use outbox::{NoticeKind, NoticeRecord, NoticeState};
@@ -67,6 +68,9 @@ pub enum StorageError {
     /// A record changed between reading and writing it (a concurrent request); try again.
     #[error("a concurrent change conflicted")]
     Conflict,
+    /// The data folder cannot be opened with these settings.
+    #[error("{0}")]
+    Settings(String),
 }
 
 /// Outcome of [`Store::join`].
@@ -106,7 +110,9 @@ pub struct Store {
     person_index: sled::Tree,
     schedule: sled::Tree,
     outbox: sled::Tree,
-    blobs: SledBlobs,
+    chunk_digests: sled::Tree,
+    usage: sled::Tree,
+    blobs: Blobs,
     audit_head: Arc<Mutex<AuditHead>>,
     committer: commit::Committer,
 }
@@ -126,10 +132,85 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// The chunk store in use.
+#[derive(Clone)]
+enum Blobs {
+    Sled(SledBlobs),
+    Files(FileBlobs),
+}
+
+/// Where documents are kept and how much of the disk they may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageSettings {
+    /// The blob store of a new data folder (an existing one keeps its own).
+    pub blob_store: BlobStoreKind,
+    /// Ciphertext bytes a client or co-counsel account may hold (`None`: no limit).
+    pub quota_bytes: Option<u64>,
+    /// Ciphertext bytes a firm account (admin, attorney, staff) may hold (`None`: no limit).
+    pub firm_quota_bytes: Option<u64>,
+    /// Free bytes the data folder's file system keeps: an upload that would leave less is
+    /// refused.
+    pub disk_reserve_bytes: u64,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            blob_store: BlobStoreKind::default(),
+            quota_bytes: Some(10 << 30),
+            firm_quota_bytes: None,
+            disk_reserve_bytes: 1 << 30,
+        }
+    }
+}
+
+impl StorageSettings {
+    /// The quota of an account with `role`.
+    pub fn quota_for(&self, role: crate::wire::api::Role) -> Option<u64> {
+        use crate::wire::api::Role;
+        match role {
+            Role::Admin | Role::Attorney | Role::Staff => self.firm_quota_bytes,
+            Role::Client | Role::Cocounsel => self.quota_bytes,
+        }
+    }
+}
+
+/// Bytes available to unprivileged writers on the file system holding `dir` (`statvfs`'s
+/// `f_bavail × f_frsize`).
+pub fn free_space(dir: &Path) -> Result<u64, StorageError> {
+    Ok(fs2::available_space(dir)?)
+}
+
+/// How much ciphertext an account holds against its quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverQuota {
+    /// Bytes the account holds.
+    pub used: u64,
+    /// Its limit.
+    pub limit: u64,
+}
+
+/// Key in `meta` of the blob store a data folder was created with.
+const META_BLOB_STORE: &[u8] = b"\x01blob_store";
+/// Key in `meta` set once `usage` counts every item.
+const META_USAGE: &[u8] = b"\x01usage";
+
 impl Store {
-    /// Opens (or creates) the database in `dir` with a page cache of `cache_bytes`. Must be
-    /// called inside a tokio runtime: it starts the group-commit task.
+    /// Opens (or creates) the database in `dir` with a page cache of `cache_bytes`, with the
+    /// blob store the folder was created with (the default for a new folder). Must be called
+    /// inside a tokio runtime: it starts the group-commit task.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StorageError> {
+        Self::open_with(dir, cache_bytes, None)
+    }
+
+    /// [`Store::open`], asking for a blob store: a new folder is created with `blob_store`
+    /// (`None`: the default); an existing one must have been created with it, since its chunks
+    /// are where that store put them.
+    pub fn open_with(
+        dir: &Path,
+        cache_bytes: u64,
+        blob_store: Option<BlobStoreKind>,
+    ) -> Result<Self, StorageError> {
         std::fs::create_dir_all(dir)?;
         let db = sled::Config::new()
             .path(dir)
@@ -142,8 +223,33 @@ impl Store {
         let audit = tree("audit")?;
         let checkpoints = tree("checkpoints")?;
         let audit_head = audit::head_at_open(&audit, &checkpoints)?;
+        let meta = tree("meta")?;
+        let chunks = tree("chunks")?;
+        let kind = match meta.get(META_BLOB_STORE)? {
+            Some(v) => std::str::from_utf8(v.get(1..).unwrap_or_default())
+                .ok()
+                .and_then(|k| k.parse::<BlobStoreKind>().ok())
+                .ok_or(StorageError::Corrupt { tree: "meta" })?,
+            // A folder from before the setting kept its chunks in sled.
+            None if !chunks.is_empty() => BlobStoreKind::Sled,
+            None => blob_store.unwrap_or_default(),
+        };
+        if blob_store.is_some_and(|asked| asked != kind) {
+            return Err(StorageError::Settings(format!(
+                "the data folder {} keeps its documents in the `{kind}` blob store; it cannot be \
+                 opened with blob_store = {}",
+                dir.display(),
+                blob_store.unwrap_or_default()
+            )));
+        }
+        meta.insert(META_BLOB_STORE, versioned_raw(kind.as_str().as_bytes()))?;
+        let sled_blobs = SledBlobs::new(chunks);
+        let blobs = match kind {
+            BlobStoreKind::Sled => Blobs::Sled(sled_blobs),
+            BlobStoreKind::Files => Blobs::Files(FileBlobs::open(dir.join("chunks"), sled_blobs)?),
+        };
         let committer = commit::Committer::start(db.clone(), dir)?;
-        Ok(Self {
+        let store = Self {
             accounts: tree("accounts")?,
             invites: tree("invites")?,
             challenges: tree("challenges")?,
@@ -155,7 +261,9 @@ impl Store {
             sent: tree("sent")?,
             contacts: tree("contacts")?,
             outbox: tree("outbox")?,
-            blobs: SledBlobs::new(tree("chunks")?),
+            chunk_digests: tree("chunk_digests")?,
+            usage: tree("usage")?,
+            blobs,
             audit_objects: tree("audit_objects")?,
             matters: tree("matters")?,
             matter_index: tree("matter_index")?,
@@ -170,7 +278,12 @@ impl Store {
             audit_head: Arc::new(Mutex::new(audit_head)),
             committer,
             db,
-        })
+        };
+        if meta.get(META_USAGE)?.is_none() {
+            store.count_usage()?;
+            meta.insert(META_USAGE, versioned_raw(&[]))?;
+        }
+        Ok(store)
     }
 
     /// Waits until every write made before this call is durable. Concurrent callers share one
@@ -191,7 +304,26 @@ impl Store {
 
     /// The ciphertext chunk store.
     pub fn blobs(&self) -> &dyn BlobStore {
-        &self.blobs
+        match &self.blobs {
+            Blobs::Sled(b) => b,
+            Blobs::Files(b) => b,
+        }
+    }
+
+    /// Which blob store holds the chunks.
+    pub fn blob_store(&self) -> BlobStoreKind {
+        match &self.blobs {
+            Blobs::Sled(_) => BlobStoreKind::Sled,
+            Blobs::Files(_) => BlobStoreKind::Files,
+        }
+    }
+
+    /// The file blob store, when it is the one in use (for store scans in tests).
+    pub fn file_blobs(&self) -> Option<&FileBlobs> {
+        match &self.blobs {
+            Blobs::Files(b) => Some(b),
+            Blobs::Sled(_) => None,
+        }
     }
 
     // ---- accounts ----
@@ -355,7 +487,8 @@ impl Store {
         get(&self.items, "items", &key_bytes(id))
     }
 
-    /// Marks `item` committed and stores its key packages, atomically.
+    /// Marks `item` committed and stores its key packages, atomically; then drops the chunk
+    /// digests kept for the upload.
     pub fn commit_item(
         &self,
         item: &ItemRecord,
@@ -375,7 +508,8 @@ impl Store {
                 items.insert(ikey.as_slice(), rec.as_slice())?;
                 Ok::<_, sled::transaction::ConflictableTransactionError<StorageError>>(())
             })
-            .map_err(tx_error)
+            .map_err(tx_error)?;
+        self.forget_chunk_digests(&item.id)
     }
 
     /// `email`'s key package for `item`.
@@ -405,11 +539,10 @@ impl Store {
     pub fn delete_abandoned(&self, cutoff: i64) -> Result<usize, StorageError> {
         let mut n = 0;
         for r in self.items.iter() {
-            let (k, v) = r?;
+            let (_, v) = r?;
             let item: ItemRecord = decode(&v, "items")?;
             if !item.committed && item.updated_at < cutoff {
-                self.blobs.delete_item(&item.id)?;
-                self.items.remove(k)?;
+                self.remove_item(&item)?;
                 n += 1;
             }
         }
@@ -562,8 +695,14 @@ impl Store {
 
     /// How many keys of tree `tree` start with `prefix` (the version byte included): for
     /// tests and operators checking that a deletion left nothing behind. `None` for a tree
-    /// that does not exist.
+    /// that does not exist. `chunks` with an item's prefix (`version || item id`) counts the
+    /// item's chunks in whichever blob store holds them.
     pub fn count_prefix(&self, tree: &str, prefix: &[u8]) -> Result<Option<usize>, StorageError> {
+        if let ("chunks", [FORMAT_VERSION, id @ ..]) = (tree, prefix) {
+            if let Ok(id) = <[u8; 16]>::try_from(id) {
+                return Ok(Some(self.blobs().count(&id)?));
+            }
+        }
         if !self
             .db
             .tree_names()
@@ -773,18 +912,19 @@ mod tests {
 
     /// A committed item with `chunks` chunks and key packages for `readers`.
     pub(super) fn committed_item(store: &Store, id: [u8; 16], chunks: u32, readers: &[&str]) {
+        // Full chunks but the last, as uploads are.
+        let mut bytes = Vec::new();
         for i in 0..chunks {
-            store
-                .blobs()
-                .put_chunk(&id, i, &[i as u8; 100])
-                .expect("chunk");
+            let len = if i + 1 < chunks { SEALED_CHUNK } else { 100 };
+            bytes.extend(std::iter::repeat_n(i as u8, len));
         }
+        store.blobs().put_chunks(&id, 0, &bytes).expect("chunks");
         let item = ItemRecord {
             id,
             uploader: readers[0].into(),
             preamble: vec![0; 88],
             received: chunks,
-            received_bytes: 100 * u64::from(chunks),
+            received_bytes: SEALED_CHUNK as u64 * u64::from(chunks.saturating_sub(1)) + 100,
             committed: true,
             manifest: Some(vec![9; 200]),
             created_at: 1,

@@ -142,7 +142,8 @@ fn has_entry(entries: &[Value], actor: &str, action: &str, object: &str) -> bool
         .any(|e| e["actor"] == actor && e["action"] == action && e["object"] == object)
 }
 
-/// Every (tree, key, value) of the stopped server's sled database.
+/// Every (tree, key, value) of the stopped server's sled database, and every document file of
+/// the file blob store (as tree `chunks`, key `version || item id`, value the file).
 fn sled_dump(root: &Path) -> Vec<(String, Vec<u8>, Vec<u8>)> {
     let db = sled::open(root.join("data")).unwrap();
     let mut out = Vec::new();
@@ -155,6 +156,15 @@ fn sled_dump(root: &Path) -> Vec<(String, Vec<u8>, Vec<u8>)> {
                 k.to_vec(),
                 v.to_vec(),
             ));
+        }
+    }
+    let files = root.join("data").join("chunks");
+    for fan in std::fs::read_dir(&files).into_iter().flatten() {
+        for file in std::fs::read_dir(fan.unwrap().path()).unwrap() {
+            let file = file.unwrap();
+            let mut key = vec![1u8];
+            key.extend(id_bytes(&file.file_name().to_string_lossy()));
+            out.push(("chunks".into(), key, std::fs::read(file.path()).unwrap()));
         }
     }
     out

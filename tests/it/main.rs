@@ -21,6 +21,7 @@ mod legal_api;
 mod limits;
 mod matrix;
 mod notices;
+mod quotas;
 mod statements;
 mod support;
 mod tidy;
