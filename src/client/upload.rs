@@ -442,14 +442,17 @@ mod tests {
     }
 
     #[test]
-    fn batches_chunks_into_requests_of_sixteen() {
-        let content = vec![7u8; 40 * crate::crypto::CHUNK_SIZE];
+    fn batches_chunks_into_full_requests() {
+        let content = vec![7u8; (2 * MAX_CHUNKS_PER_REQUEST + 8) * crate::crypto::CHUNK_SIZE];
         let mut server = MockServer::default();
         upload(&content, &mut server);
         let sizes: Vec<usize> = server.puts.iter().map(|p| p.1).collect();
         assert_eq!(sizes.iter().sum::<usize>(), server.received as usize);
+        assert_eq!(sizes.len(), 3, "{sizes:?}");
         assert!(
-            sizes[..sizes.len() - 1].iter().all(|&n| n == 16),
+            sizes[..sizes.len() - 1]
+                .iter()
+                .all(|&n| n == MAX_CHUNKS_PER_REQUEST),
             "{sizes:?}"
         );
     }
@@ -463,15 +466,17 @@ mod tests {
 
     #[test]
     fn resumes_after_a_lost_answer() {
-        let content = vec![1u8; 20 * crate::crypto::CHUNK_SIZE];
+        let n = MAX_CHUNKS_PER_REQUEST;
+        let content = vec![1u8; (n + 4) * crate::crypto::CHUNK_SIZE];
         let mut server = MockServer {
             lose_answer_of_put: Some(1),
             ..MockServer::default()
         };
         let chunks = upload(&content, &mut server);
-        // The lost answer is not resent: the sink asked and went on from 16.
-        assert_eq!(server.puts[0], (0, 16));
-        assert_eq!(server.puts[1].0, 16);
+        // The lost answer is not resent: the sink asked and went on from the first request's
+        // end.
+        assert_eq!(server.puts[0], (0, n));
+        assert_eq!(server.puts[1].0, n as u32);
         let mut reference = SealedChunks::default();
         let identity = Identity::generate().unwrap();
         seal_item(

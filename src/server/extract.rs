@@ -41,19 +41,31 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     }
 }
 
-/// A raw `application/octet-stream` body.
-pub(crate) struct Octets(pub(crate) axum::body::Bytes);
+/// A raw `application/octet-stream` body, not yet read: the handler streams it (bounded by
+/// its own limit) before [`OctetStream::deadline`].
+pub(crate) struct OctetStream {
+    pub(crate) body: axum::body::Body,
+    /// When the whole body must have arrived.
+    pub(crate) deadline: tokio::time::Instant,
+    /// The declared `Content-Length`, if any (a chunked body has none).
+    pub(crate) declared: Option<u64>,
+}
 
-impl FromRequest<AppState> for Octets {
+impl FromRequest<AppState> for OctetStream {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let deadline = body_deadline(&req, state);
-        tokio::time::timeout_at(deadline, axum::body::Bytes::from_request(req, state))
-            .await
-            .map_err(|_| ApiError::Timeout)?
-            .map(Self)
-            .map_err(|e| bytes_error(&e))
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        Ok(Self {
+            body: req.into_body(),
+            deadline,
+            declared,
+        })
     }
 }
 

@@ -11,7 +11,8 @@ use serde::Deserialize;
 
 use super::authz::{Action, decide};
 use super::error::ApiError;
-use super::extract::{Caller, Json, Octets, parse_id};
+use super::extract::{Caller, Json, OctetStream, parse_id};
+use super::routes::CHUNKS_LIMIT;
 use super::{AppState, account_view, random};
 use crate::crypto::{
     MAX_CHUNKS, MAX_KEY_PACKAGE_LEN, Manifest, PREAMBLE_LEN, Preamble, PublicKeys,
@@ -70,15 +71,18 @@ pub(crate) async fn create(
     ))
 }
 
-/// Appends 1 to 16 chunks, which must start at the number already received.
+/// Appends 1 to 64 chunks, which must start at the number already received.
 ///
-/// Each chunk's BLAKE3 digest is taken here, as it arrives, and kept until the commit, which
-/// then checks the signed manifest without reading the ciphertext back. The chunks are durable
-/// before the item record counts them, and the answer waits for the record's flush.
+/// The body is streamed: each piece of [`PIECE`] bytes is written as it arrives (on a
+/// blocking thread, while the next piece is read), and each chunk's BLAKE3 digest is taken
+/// then and kept until the commit, which checks the signed manifest without reading the
+/// ciphertext back. The chunks are durable (one `fdatasync` per request) before the item
+/// record counts them, and the answer waits for the record's flush. A request that fails
+/// part way leaves the record as it was; the next request overwrites what it wrote.
 #[utoipa::path(put, path = "/v1/items/{item}/chunks/{first}",
     params(("item" = String, Path, description = "item id"), ("first" = u32, Path, description = "index of the first chunk in the body")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
-        description = "1 to 16 concatenated sealed chunks of 65,552 bytes; only the last chunk of the item may be shorter"),
+        description = "1 to 64 concatenated sealed chunks of 65,552 bytes; only the last chunk of the item may be shorter"),
     responses((status = 200, body = UploadState), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 507, description = "over the account's quota or the server's free-disk reserve; the upload is discarded", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -86,7 +90,7 @@ pub(crate) async fn put_chunks(
     State(s): State<AppState>,
     caller: Caller,
     Path((item, first)): Path<(String, u32)>,
-    Octets(body): Octets,
+    body: OctetStream,
 ) -> Result<axum::Json<UploadState>, ApiError> {
     let id = parse_id(&item)?;
     let _guard = s.lock_upload(id)?;
@@ -105,44 +109,35 @@ pub(crate) async fn put_chunks(
                 .into(),
         ));
     }
-    if body.is_empty() {
-        return Err(ApiError::BadRequest("the body holds no chunk".into()));
-    }
-    let count = body.len().div_ceil(SEALED_CHUNK);
-    if count > MAX_CHUNKS_PER_REQUEST {
-        return Err(ApiError::TooLarge);
-    }
-    let count = u32::try_from(count).map_err(|_| ApiError::TooLarge)?;
-    if rec.received.saturating_add(count) > MAX_CHUNKS {
-        return Err(ApiError::BadRequest(format!(
-            "an item has at most {MAX_CHUNKS} chunks"
-        )));
-    }
-    let len = body.len() as u64;
     let limit = s.settings.storage.quota_for(caller.account.role);
-    let used = s.store.usage(&caller.account.email)?;
-    if let Some(limit) = limit.filter(|&l| used.saturating_add(len) > l) {
-        return Err(discard(&s, &id, over_quota(used, limit, len)).await);
+    // With a declared length, everything is checked before a byte is read; a chunked body
+    // is checked as it arrives and once it is in.
+    if let Some(len) = body.declared {
+        check_body(&s, &caller, &id, first, len, limit).await?;
     }
-    if let Some(refusal) = reserve_refusal(&s, len)? {
-        return Err(discard(&s, &id, refusal).await);
-    }
-    let store = s.store.clone();
-    let digests = tokio::task::spawn_blocking(move || {
-        let digests: Vec<[u8; 32]> = body
-            .chunks(SEALED_CHUNK)
-            .map(|c| *blake3::hash(c).as_bytes())
-            .collect();
-        store.blobs().put_chunks(&id, first, &body)?;
-        Ok::<_, ApiError>(digests)
-    })
+    let room = MAX_CHUNKS.saturating_sub(first) as usize * SEALED_CHUNK;
+    let deadline = body.deadline;
+    let stored = tokio::time::timeout_at(
+        deadline,
+        receive_chunks(&s, id, first, body.body, CHUNKS_LIMIT.min(room)),
+    )
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    .map_err(|_| ApiError::Timeout)??;
+    let len = stored.len;
+    let count = u32::try_from(stored.digests.len()).map_err(|_| ApiError::TooLarge)?;
+    if body.declared.is_some_and(|d| d != len) {
+        return Err(ApiError::BadRequest(
+            "the body is not as long as its Content-Length".into(),
+        ));
+    }
+    if body.declared.is_none() {
+        check_body(&s, &caller, &id, first, len, limit).await?;
+    }
     let mut new = rec.clone();
     new.received += count;
     new.received_bytes += len;
     new.updated_at = s.now();
-    if let Err(over) = s.store.record_chunks(&rec, &new, &digests, limit)? {
+    if let Err(over) = s.store.record_chunks(&rec, &new, &stored.digests, limit)? {
         // Another upload of the same account took the room meanwhile.
         return Err(discard(&s, &id, over_quota(over.used, over.limit, len)).await);
     }
@@ -152,6 +147,135 @@ pub(crate) async fn put_chunks(
         item,
         received: new.received,
     }))
+}
+
+/// Bytes written to the blob store at a time: 16 chunks.
+const PIECE: usize = 16 * SEALED_CHUNK;
+
+/// What a chunk request stored.
+struct Stored {
+    len: u64,
+    digests: Vec<[u8; 32]>,
+}
+
+/// Checks a chunk body of `len` bytes at chunk `first`: not empty, not past the item's
+/// largest size, within the account's quota and the server's free-disk reserve (a refusal
+/// of the last two discards the upload).
+async fn check_body(
+    s: &AppState,
+    caller: &Caller,
+    id: &[u8; 16],
+    first: u32,
+    len: u64,
+    limit: Option<u64>,
+) -> Result<(), ApiError> {
+    if len == 0 {
+        return Err(ApiError::BadRequest("the body holds no chunk".into()));
+    }
+    let count = len.div_ceil(SEALED_CHUNK as u64);
+    if count > MAX_CHUNKS_PER_REQUEST as u64 {
+        return Err(ApiError::TooLarge);
+    }
+    if u64::from(first) + count > u64::from(MAX_CHUNKS) {
+        return Err(too_many_chunks());
+    }
+    let used = s.store.usage(&caller.account.email)?;
+    if let Some(limit) = limit.filter(|&l| used.saturating_add(len) > l) {
+        return Err(discard(s, id, over_quota(used, limit, len)).await);
+    }
+    if let Some(refusal) = reserve_refusal(s, len)? {
+        return Err(discard(s, id, refusal).await);
+    }
+    Ok(())
+}
+
+fn too_many_chunks() -> ApiError {
+    ApiError::BadRequest(format!("an item has at most {MAX_CHUNKS} chunks"))
+}
+
+/// Streams a chunk body of at most `max` bytes into the blob store from chunk `first`, in
+/// pieces of [`PIECE`] bytes written on a blocking thread while the next piece arrives, and
+/// makes it durable. Waits for the writer on every path, so the upload's next request never
+/// meets a write of this one still running.
+async fn receive_chunks(
+    s: &AppState,
+    id: [u8; 16],
+    first: u32,
+    body: Body,
+    max: usize,
+) -> Result<Stored, ApiError> {
+    use futures_util::StreamExt;
+    let (pieces, mut inbox) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
+    let (spare_tx, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+    let store = s.store.clone();
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut out = store.blobs().writer(&id, first)?;
+        let mut digests = Vec::new();
+        while let Some(piece) = inbox.blocking_recv() {
+            digests.extend(
+                piece
+                    .chunks(SEALED_CHUNK)
+                    .map(|c| *blake3::hash(c).as_bytes()),
+            );
+            out.write(&piece)?;
+            let _ = spare_tx.send(piece);
+        }
+        out.finish()?;
+        Ok::<_, crate::storage::StorageError>(digests)
+    });
+    // Owns the sending side, so the writer sees the end of the pieces when this is done.
+    let read = async move {
+        let mut stream = body.into_data_stream();
+        let mut piece = Vec::with_capacity(PIECE);
+        let mut len = 0usize;
+        while let Some(frame) = stream.next().await {
+            let frame = frame
+                .map_err(|_| ApiError::BadRequest("the body ended before its last byte".into()))?;
+            len += frame.len();
+            if len > max {
+                return Err(if max < CHUNKS_LIMIT {
+                    too_many_chunks()
+                } else {
+                    ApiError::TooLarge
+                });
+            }
+            let mut data = &frame[..];
+            while !data.is_empty() {
+                let take = (PIECE - piece.len()).min(data.len());
+                piece.extend_from_slice(&data[..take]);
+                data = &data[take..];
+                if piece.len() == PIECE {
+                    let next = spare
+                        .try_recv()
+                        .map(|mut v| {
+                            v.clear();
+                            v
+                        })
+                        .unwrap_or_else(|_| Vec::with_capacity(PIECE));
+                    let full = std::mem::replace(&mut piece, next);
+                    if pieces.send(full).await.is_err() {
+                        // The writer failed; its error is the answer.
+                        return Ok(len);
+                    }
+                }
+            }
+        }
+        if !piece.is_empty() {
+            let _ = pieces.send(piece).await;
+        }
+        Ok(len)
+    };
+    let read = read.await;
+    // The writer finishes (and syncs) what it was given, and is waited for on every path.
+    let written = writer
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let len = read?;
+    let digests = written?;
+    Ok(Stored {
+        len: len as u64,
+        digests,
+    })
 }
 
 /// The refusal of an upload over its account's quota.

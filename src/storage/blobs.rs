@@ -28,6 +28,20 @@ pub trait BlobStore: Send + Sync {
     /// last), as chunks `first`, `first + 1`, … of `item`, replacing anything stored from
     /// `first` on.
     fn put_chunks(&self, item: &[u8; 16], first: u32, bytes: &[u8]) -> Result<(), StorageError>;
+    /// A writer of one request's chunks, from chunk `first` of `item` on, for bodies that
+    /// arrive in pieces. The chunks are durable once [`ChunkWriter::finish`] returns (for
+    /// [`SledBlobs`], by the next [`super::Store::commit`]).
+    fn writer<'a>(
+        &'a self,
+        item: &[u8; 16],
+        first: u32,
+    ) -> Result<Box<dyn ChunkWriter + 'a>, StorageError> {
+        Ok(Box::new(PutEach {
+            store: self,
+            item: *item,
+            next: first,
+        }))
+    }
     /// Stores chunk `index` of `item`, replacing the one there (for repair tools and tests).
     fn put_chunk(&self, item: &[u8; 16], index: u32, bytes: &[u8]) -> Result<(), StorageError> {
         self.put_chunks(item, index, bytes)
@@ -55,6 +69,35 @@ pub trait BlobStore: Send + Sync {
     /// Deletes every chunk of `item`, durably once [`super::Store::commit`] returns; returns
     /// how many there were.
     fn delete_item(&self, item: &[u8; 16]) -> Result<usize, StorageError>;
+}
+
+/// Writes one request's chunks as they arrive (see [`BlobStore::writer`]).
+pub trait ChunkWriter: Send {
+    /// Writes the next chunks, back to back: whole chunks of [`SEALED_CHUNK`] bytes, but for a
+    /// short last chunk of the item in the last piece.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), StorageError>;
+    /// Makes what was written durable and cuts off anything stored after it.
+    fn finish(self: Box<Self>) -> Result<(), StorageError>;
+}
+
+/// The [`ChunkWriter`] of a store without one of its own: `put_chunks` for each piece.
+struct PutEach<'a, S: ?Sized> {
+    store: &'a S,
+    item: [u8; 16],
+    next: u32,
+}
+
+impl<S: BlobStore + ?Sized> ChunkWriter for PutEach<'_, S> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        self.store.put_chunks(&self.item, self.next, bytes)?;
+        let count = u32::try_from(bytes.len().div_ceil(SEALED_CHUNK)).unwrap_or(u32::MAX);
+        self.next = self.next.saturating_add(count);
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), StorageError> {
+        Ok(())
+    }
 }
 
 /// Which [`BlobStore`] a data folder keeps its chunks in. Chosen when the folder is created
@@ -159,9 +202,10 @@ impl BlobStore for SledBlobs {
 
 /// One file per item, `DATA/chunks/XX/ID` (`ID` the item id in hex, `XX` its first byte),
 /// holding the chunks back to back: chunk `i` starts at `i × SEALED_CHUNK`, so no index is
-/// needed. A write is `pwrite` of the request's chunks at their offset, `ftruncate` to their
-/// end (so bytes left by an unacknowledged request never trail the last chunk) and
-/// `fdatasync`; a new file's directory is synced too, as is a directory after a deletion.
+/// needed. A write is `pwrite` of the request's chunks at their offset (in pieces as they
+/// arrive, through [`BlobStore::writer`]), `ftruncate` to their end (so bytes left by an
+/// unacknowledged request never trail the last chunk) and one `fdatasync`; a new file's
+/// directory is synced too, as is a directory after a deletion.
 /// The directory is not sled's `DATA/blobs/`, which sled owns.
 ///
 /// An item whose first write is a single short chunk is complete in that chunk (only the
@@ -258,6 +302,20 @@ impl BlobStore for FileBlobs {
         Ok(())
     }
 
+    fn writer<'a>(
+        &'a self,
+        item: &[u8; 16],
+        first: u32,
+    ) -> Result<Box<dyn ChunkWriter + 'a>, StorageError> {
+        Ok(Box::new(FileWriter {
+            blobs: self,
+            item: *item,
+            first,
+            at: offset(first),
+            file: None,
+        }))
+    }
+
     fn put_chunk(&self, item: &[u8; 16], index: u32, bytes: &[u8]) -> Result<(), StorageError> {
         match OpenOptions::new().write(true).open(self.path(item)) {
             // In place: the chunks after it stay.
@@ -317,6 +375,45 @@ impl BlobStore for FileBlobs {
             Err(e) => return Err(e.into()),
         };
         Ok(n + self.small.delete_item(item)?)
+    }
+}
+
+/// Writes pieces at their offset as they come (`pwrite`, no sync), so the kernel writes them
+/// back while the rest of the body arrives; `finish` cuts the file at the end of what was
+/// written (bytes left by an unacknowledged request never trail the last chunk) and
+/// `fdatasync`s it once. An item that is one short chunk goes to sled, as in `put_chunks`.
+struct FileWriter<'a> {
+    blobs: &'a FileBlobs,
+    item: [u8; 16],
+    first: u32,
+    /// Where the next piece goes.
+    at: u64,
+    file: Option<File>,
+}
+
+impl ChunkWriter for FileWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        if self.file.is_none() {
+            if self.first == 0 && bytes.len() < SEALED_CHUNK {
+                // The whole item: only the last chunk may be short.
+                self.blobs.small.put_chunks(&self.item, 0, bytes)?;
+                self.at += bytes.len() as u64;
+                return Ok(());
+            }
+            self.file = self.blobs.open_file(&self.item, true)?;
+        }
+        let file = self.file.as_ref().expect("opened above");
+        file.write_all_at(bytes, self.at)?;
+        self.at += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), StorageError> {
+        if let Some(file) = self.file {
+            file.set_len(self.at)?;
+            file.sync_data()?;
+        }
+        Ok(())
     }
 }
 

@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use sled::Transactional;
 
 pub use audit::StoredCheckpoint;
-pub use blobs::{BlobStore, BlobStoreKind, FileBlobs, SEALED_CHUNK, SledBlobs};
+pub use blobs::{BlobStore, BlobStoreKind, ChunkWriter, FileBlobs, SEALED_CHUNK, SledBlobs};
 pub use commit::FlushStats;
 pub use legal::{AddOutcome, DeletionCounts};
 pub use outbox::{NoticeKind, NoticeRecord, NoticeState};

@@ -140,24 +140,22 @@ fn floods_of_sign_ins_and_writes_get_429_with_retry_after() {
     );
 }
 
-#[test]
-fn chunk_uploads_count_against_their_own_generous_rate() {
-    // Writes are exhausted after the item is created; its chunks still go through, and only
-    // the chunk rate (3 a minute here) stops them.
-    let (_root, server, http, ada) = start(&[
-        ("ATTACHE_RATE_WRITES_PER_ACCOUNT", "1"),
-        ("ATTACHE_RATE_CHUNKS_PER_ACCOUNT", "3"),
-    ]);
-    let url = &server.url;
+/// A new upload of Ada's for a document of `chunks` × 64 KiB: its id and its sealed chunks.
+fn new_item(
+    http: &Client,
+    url: &str,
+    ada: &ApiUser,
+    chunks: usize,
+) -> (String, attache::crypto::SealedChunks) {
     let me = ApiUser::new(ADA, 1);
-    let (sealed, chunks) = crate::support::seal(
+    let (sealed, sealed_chunks) = crate::support::seal(
         &me.identity,
         &attache::crypto::Metadata::default(),
-        &crate::support::content(5 * 65_536, 3),
+        &crate::support::content(chunks * 65_536, chunks as u8),
     );
     use base64::Engine as _;
     let r = post(
-        &http,
+        http,
         &format!("{url}/v1/items"),
         Some(&ada.token),
         &json!({"preamble": base64::engine::general_purpose::STANDARD.encode(sealed.preamble.as_bytes())}),
@@ -167,6 +165,19 @@ fn chunk_uploads_count_against_their_own_generous_rate() {
         .as_str()
         .unwrap()
         .to_owned();
+    (item, sealed_chunks)
+}
+
+#[test]
+fn chunk_uploads_count_against_their_own_generous_rate() {
+    // Writes are exhausted after the item is created; its chunks still go through, and only
+    // the chunk rate (3 a minute here) stops them.
+    let (_root, server, http, ada) = start(&[
+        ("ATTACHE_RATE_WRITES_PER_ACCOUNT", "1"),
+        ("ATTACHE_RATE_CHUNKS_PER_ACCOUNT", "3"),
+    ]);
+    let url = &server.url;
+    let (item, chunks) = new_item(&http, url, &ada, 5);
     let r = post(
         &http,
         &format!("{url}/v1/matters"),
@@ -671,4 +682,73 @@ fn refusals_made_outside_the_handlers_carry_the_security_headers() {
 fn base64_of(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[test]
+fn chunk_bodies_stream_with_or_without_a_length_and_stay_bounded() {
+    let (_root, server, http, ada) = start(&[]);
+    let url = &server.url;
+    let (item, chunks) = new_item(&http, url, &ada, 6);
+    // A body without a length (chunked transfer encoding) is read as it comes.
+    let put = |first: usize, bytes: Vec<u8>, chunked: bool| {
+        let body = if chunked {
+            reqwest::blocking::Body::new(std::io::Cursor::new(bytes))
+        } else {
+            reqwest::blocking::Body::from(bytes)
+        };
+        let r = http
+            .put(format!("{url}/v1/items/{item}/chunks/{first}"))
+            .bearer_auth(&ada.token)
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send()
+            .unwrap();
+        answer(&format!("chunks from {first}"), r)
+    };
+    let received = || {
+        http.get(format!("{url}/v1/items/{item}/upload"))
+            .bearer_auth(&ada.token)
+            .send()
+            .unwrap()
+            .json::<Value>()
+            .unwrap()["received"]
+            .as_u64()
+            .unwrap()
+    };
+    let (status, _, body) = put(0, chunks.chunks[..3].concat(), true);
+    assert_eq!(
+        (status, body["received"].as_u64()),
+        (StatusCode::OK, Some(3))
+    );
+
+    // Nothing, with or without a length.
+    for chunked in [true, false] {
+        let (status, _, body) = put(3, Vec::new(), chunked);
+        assert_eq!(
+            (status, body["message"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("the body holds no chunk")),
+            "chunked: {chunked}"
+        );
+    }
+    // One chunk over the limit of a request: refused whole, as the stream passes the limit
+    // (chunked) or from its declared length, and nothing of it is counted.
+    let limit = attache::wire::api::MAX_CHUNKS_PER_REQUEST;
+    let over = vec![9u8; (limit + 1) * attache::storage::SEALED_CHUNK];
+    for chunked in [true, false] {
+        let (status, _, body) = put(3, over.clone(), chunked);
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::PAYLOAD_TOO_LARGE, Some("too_large")),
+            "chunked: {chunked}"
+        );
+        assert_eq!(received(), 3);
+    }
+    // The rest, with a length; the upload holds every chunk sent, and no other.
+    let rest = chunks.chunks[3..].concat();
+    let (status, _, body) = put(3, rest, false);
+    assert_eq!(
+        (status, body["received"].as_u64()),
+        (StatusCode::OK, Some(chunks.chunks.len() as u64))
+    );
+    assert_eq!(received(), chunks.chunks.len() as u64);
 }
