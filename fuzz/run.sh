@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Runs fuzz targets: fuzz/run.sh SECONDS [TARGET...]   (all targets when none is named)
+# FUZZ_JOBS=N runs N targets at once (default 1).
 #
 # Installs cargo-fuzz if missing (needs the nightly toolchain), builds every target once, then
 # runs each for SECONDS on its corpus: fuzz/corpus/TARGET (grows, not committed) plus the
@@ -31,18 +32,33 @@ echo "building ${#targets[@]} target(s)" >&2
 cargo +nightly fuzz build >&2
 
 mkdir -p logs
+jobs=${FUZZ_JOBS:-1}
+
+# Runs one target; its log is logs/TARGET.log, its exit status logs/TARGET.status.
+run_one() {
+    local t=$1
+    mkdir -p "corpus/$t" "seeds/$t" "artifacts/$t"
+    set +e
+    cargo +nightly fuzz run "$t" "corpus/$t" "seeds/$t" -- \
+        -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        >"logs/$t.log" 2>&1
+    echo $? >"logs/$t.status"
+    set -e
+}
+
+# FUZZ_JOBS targets at a time (default 1); each still runs SECONDS of wall time.
+for t in "${targets[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+    run_one "$t" &
+done
+wait
+
 failed=0
 total=0
 printf '%-28s %12s %8s  %s\n' target executions exec/s result
 for t in "${targets[@]}"; do
-    mkdir -p "corpus/$t" "seeds/$t" "artifacts/$t"
     log="logs/$t.log"
-    set +e
-    cargo +nightly fuzz run "$t" "corpus/$t" "seeds/$t" -- \
-        -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-        >"$log" 2>&1
-    status=$?
-    set -e
+    status=$(cat "logs/$t.status" 2>/dev/null || echo 1)
     # libFuzzer's final stats; "Done N runs" when a run ends normally; the last "#N" status
     # line as a fallback.
     runs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -1)
