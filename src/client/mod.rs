@@ -83,6 +83,8 @@ use crate::wire::{from_hex, to_hex};
 const RECORD_HEADER: &str = "attache-message v1";
 /// The largest message record read.
 const MAX_RECORD: u64 = 1 << 20;
+/// Item headers of an inbox listing fetched at once (each is one request for a key package).
+const INBOX_THREADS: usize = 16;
 
 /// Supplies the key file's passphrase when the client first needs the secret keys.
 pub type Unlock = Box<dyn Fn() -> Result<String, ClientError>>;
@@ -597,24 +599,78 @@ impl Client {
     pub fn inbox(&self, sent: bool, limit: u32) -> Result<Vec<MessageSummary>, ClientError> {
         let mailbox = if sent { "sent" } else { "inbox" };
         let list: MessageList = self.get_json(&format!("/messages?box={mailbox}&limit={limit}"))?;
-        list.messages
-            .into_iter()
-            .map(|m| {
-                let (_, opener) = self.open_header(&m.item, Some(&m.from))?;
-                let documents = m
-                    .documents
-                    .iter()
-                    .map(|d| {
-                        Ok(document_info(
-                            &d.item,
-                            &self.open_header(&d.item, Some(&m.from))?.1,
-                        ))
-                    })
-                    .collect::<Result<Vec<_>, ClientError>>()?;
-                let subject = opener.metadata().subject.clone();
-                Ok(summary(m, subject, documents))
+        let messages = list.messages;
+        let items: Vec<&str> = messages
+            .iter()
+            .flat_map(|m| {
+                std::iter::once(m.item.as_str()).chain(m.documents.iter().map(|d| d.item.as_str()))
             })
-            .collect()
+            .collect();
+        let mut headers = self.prefetch_headers(&items).into_iter();
+        let mut out = Vec::with_capacity(messages.len());
+        for m in messages {
+            let (_, opener) = self.open_prefetched(headers.next().flatten(), &m.item, &m.from)?;
+            let mut documents = Vec::with_capacity(m.documents.len());
+            for d in &m.documents {
+                let (_, doc) = self.open_prefetched(headers.next().flatten(), &d.item, &m.from)?;
+                documents.push(document_info(&d.item, &doc));
+            }
+            let subject = opener.metadata().subject.clone();
+            out.push(summary(m, subject, documents));
+        }
+        Ok(out)
+    }
+
+    /// The headers of `items` (`GET /items/{item}`), a few requests at once with the current
+    /// session: each releases a key package, which the server audits and flushes, and
+    /// requests in flight together share one flush. `None` for any that failed; the caller
+    /// fetches that one again the ordinary way (which signs in again if the session ended)
+    /// and reports its error.
+    fn prefetch_headers(&self, items: &[&str]) -> Vec<Option<ItemHeader>> {
+        let Ok((token, _)) = self.token() else {
+            return vec![None; items.len()];
+        };
+        let (http, token) = (&self.http, token.as_str());
+        let per_thread = items.len().div_ceil(INBOX_THREADS).max(1);
+        std::thread::scope(|scope| {
+            let groups: Vec<_> = items
+                .chunks(per_thread)
+                .map(|group| {
+                    let fetch = move || {
+                        group
+                            .iter()
+                            .map(|item| {
+                                let path = format!("/items/{}", path_segment(item));
+                                http.send(http.request(Method::GET, &path, Some(token)))
+                                    .and_then(read_json::<ItemHeader>)
+                                    .ok()
+                            })
+                            .collect::<Vec<_>>()
+                    };
+                    (group.len(), scope.spawn(fetch))
+                })
+                .collect();
+            groups
+                .into_iter()
+                .flat_map(|(n, g)| g.join().unwrap_or_else(|_| vec![None; n]))
+                .collect()
+        })
+    }
+
+    /// Opens `item`'s header as sealed by `sender`, from `prefetched` when it is that item's.
+    fn open_prefetched(
+        &self,
+        prefetched: Option<ItemHeader>,
+        item: &str,
+        sender: &str,
+    ) -> Result<(Manifest, ItemOpener), ClientError> {
+        match prefetched {
+            Some(header) if header.item == item => {
+                let keys = self.sender_keys(&header.sender, sender, &header.item)?;
+                self.open_with(&header, &keys)
+            }
+            _ => self.open_header(item, Some(sender)),
+        }
     }
 
     /// Reads message `id` whole, checking the sender's seal on the message and each document
