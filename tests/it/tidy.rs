@@ -199,3 +199,67 @@ fn docs_api_md_is_the_route_table() {
     table.sort();
     assert_eq!(documented, table);
 }
+
+/// `deploy/attache.toml` names every setting of `attache serve --help`, and the server starts
+/// with it (paths and the address overridden by flags).
+#[test]
+fn the_example_configuration_has_every_setting_and_starts() {
+    use std::io::BufRead as _;
+    use std::process::{Command, Stdio};
+    let bin = env!("CARGO_BIN_EXE_attache");
+    let example = repo_root().join("deploy/attache.toml");
+    let text = std::fs::read_to_string(&example).unwrap();
+    let keys: Vec<&str> = text
+        .lines()
+        .map(|l| l.trim_start_matches("# "))
+        .filter_map(|l| l.split_once(" = ").map(|(k, _)| k.trim()))
+        .collect();
+    let help = Command::new(bin)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let flags: Vec<String> = help
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("--"))
+        .filter_map(|l| l.split([' ', '=']).next())
+        .filter(|f| *f != "config" && *f != "help")
+        .map(|f| f.replace('-', "_"))
+        .collect();
+    assert!(flags.len() > 40, "{flags:?}");
+    let missing: Vec<&String> = flags
+        .iter()
+        .filter(|f| !keys.contains(&f.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "deploy/attache.toml lacks {missing:?}");
+
+    let root = crate::support::temp_dir();
+    let mut child = Command::new(bin)
+        .arg("serve")
+        .arg("--config")
+        .arg(&example)
+        .args(["--listen", "127.0.0.1:0", "--mail-dir"])
+        .arg(root.path().join("mail"))
+        .arg("--data")
+        .arg(root.path().join("data"))
+        .arg("--keys")
+        .arg(root.path().join("keys"))
+        .env_remove("ATTACHE_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let started = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("listening on "));
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started,
+        "the server did not start with deploy/attache.toml: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
