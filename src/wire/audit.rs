@@ -80,7 +80,20 @@ impl AuditEntry {
         }
         match bytes.split_first() {
             Some((&ENTRY_VERSION, json)) => {
-                serde_json::from_slice(json).map_err(|_| DecodeError::Unsupported("audit entry"))
+                let entry: Self = serde_json::from_slice(json)
+                    .map_err(|_| DecodeError::Unsupported("audit entry"))?;
+                // Fields left out (`matter`, `addr`) are written back in full: an entry whose
+                // stored form would pass the limit was never stored by the server, which
+                // refuses to append one.
+                let len = entry.to_stored().len();
+                if len > MAX_ENTRY_LEN {
+                    return Err(DecodeError::TooLong {
+                        field: "audit entry",
+                        len: len as u64,
+                        max: MAX_ENTRY_LEN as u64,
+                    });
+                }
+                Ok(entry)
             }
             Some(_) => Err(DecodeError::Unsupported("audit entry version")),
             None => Err(DecodeError::Truncated("audit entry")),

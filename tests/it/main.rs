@@ -12,6 +12,7 @@ mod api;
 mod container;
 mod crash;
 mod e2e;
+mod fuzz_regressions;
 mod garbage;
 mod interop;
 mod items;
