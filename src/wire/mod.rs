@@ -13,4 +13,4 @@ mod time;
 
 pub use codec::{DecodeError, Reader, Writer};
 pub use hex::{from_hex, to_hex};
-pub use time::format_utc;
+pub use time::{format_utc, utc_stamp};
