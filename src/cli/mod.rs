@@ -21,6 +21,8 @@ use attache::crypto::{
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod agent;
+#[cfg(feature = "server")]
+mod backup;
 mod legal;
 mod messaging;
 #[cfg(feature = "server")]
@@ -50,6 +52,9 @@ enum Command {
     #[cfg(feature = "server")]
     // Boxed: the server's many settings would make every other command's value as large.
     Serve(Box<serve::ServeArgs>),
+    /// Ask the running server for a consistent backup of its data folder.
+    #[cfg(feature = "server")]
+    Backup(backup::BackupArgs),
     /// Messaging with an Attache server.
     #[command(flatten)]
     Messaging(messaging::Command),
@@ -156,6 +161,8 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         #[cfg(feature = "server")]
         Command::Serve(args) => serve::run(*args),
+        #[cfg(feature = "server")]
+        Command::Backup(args) => backup::run(args),
         Command::Messaging(command) => messaging::run(command),
         Command::Legal(command) => legal::run(command),
         Command::Agent(command) => agent::run(command),

@@ -44,7 +44,10 @@ pub(crate) async fn run(store: Store, mailer: Arc<Mailer>, outbox: Outbox, link:
         let now = outbox.now_ms();
         if now - last_purge > 3_600_000 {
             last_purge = now;
-            match store.purge_notices(now - KEEP_FINAL_MS) {
+            let writing = store.writing().await;
+            let purged = store.purge_notices(now - KEEP_FINAL_MS);
+            drop(writing);
+            match purged {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(notices = n, "purged old final notices"),
                 Err(e) => tracing::error!(error = %e, "outbox purge failed"),
@@ -56,6 +59,13 @@ pub(crate) async fn run(store: Store, mailer: Arc<Mailer>, outbox: Outbox, link:
             () = tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))) => {}
         }
     }
+}
+
+/// Writes notice records under the store's write gate, so that a backup never copies half of
+/// a group's records.
+async fn put(store: &Store, notices: &[NoticeRecord]) -> Result<(), StorageError> {
+    let _writing = store.writing().await;
+    store.put_notices(notices)
 }
 
 /// One look at the outbox; returns when the next pending notice falls due.
@@ -102,7 +112,7 @@ async fn pass(
                 writes.push(all[m].clone());
             }
         }
-        store.put_notices(&writes)?;
+        put(store, &writes).await?;
         store.commit().await?;
     }
 
@@ -125,7 +135,7 @@ async fn pass(
                         topic: "reply_target_answered".into(),
                         about: *about,
                     };
-                    store.put_notices(std::slice::from_ref(n))?;
+                    put(store, std::slice::from_ref(n)).await?;
                     continue;
                 }
                 if topic == TOPIC_SIGNATURE_DEADLINE
@@ -136,7 +146,7 @@ async fn pass(
                         topic: "signature_deadline_answered".into(),
                         about: *about,
                     };
-                    store.put_notices(std::slice::from_ref(n))?;
+                    put(store, std::slice::from_ref(n)).await?;
                     continue;
                 }
                 compose::reminder_notice(outbox.firm(), link, topic)
@@ -150,7 +160,7 @@ async fn pass(
                     at_ms: outbox.now_ms(),
                 };
                 erase_secret(n);
-                store.put_notices(std::slice::from_ref(n))?;
+                put(store, std::slice::from_ref(n)).await?;
                 store.commit().await?;
                 outbox.inner.sent.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(notice = %id, count = n.count, "notice sent");
@@ -161,14 +171,14 @@ async fn pass(
                     code,
                 };
                 erase_secret(n);
-                store.put_notices(std::slice::from_ref(n))?;
+                put(store, std::slice::from_ref(n)).await?;
                 store.commit().await?;
                 tracing::warn!(notice = %id, code, error = %error, "notice undeliverable; not retrying");
             }
             Err(DeliveryError::Transient(error)) => {
                 n.attempts = n.attempts.saturating_add(1);
                 n.due_ms = outbox.now_ms() + backoff(n.attempts);
-                store.put_notices(std::slice::from_ref(n))?;
+                put(store, std::slice::from_ref(n)).await?;
                 outbox.inner.failed_attempts.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(notice = %id, attempt = n.attempts, error = %error,
                     "notice delivery failed; will retry");

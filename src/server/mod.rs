@@ -18,6 +18,7 @@ mod audit;
 mod auditkey;
 mod authz;
 mod clock;
+pub mod control;
 mod error;
 mod extract;
 mod grants;
@@ -261,6 +262,8 @@ pub struct Server {
     fingerprint: String,
     bootstrap_invite: Option<String>,
     mailer: Arc<crate::mail::Mailer>,
+    /// The control socket (`attache backup`), if it could be bound.
+    control: Option<tokio::net::UnixListener>,
 }
 
 impl std::fmt::Debug for Server {
@@ -312,6 +315,18 @@ impl Server {
             config.cache_mb.saturating_mul(1 << 20),
             Some(config.storage.blob_store),
         )?;
+        // A path too long for a Unix socket (108 bytes) must not stop the server: it runs
+        // without online backups and says so.
+        let control = match control::bind(&config.data) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "cannot open the control socket in the data folder: `attache backup` will not work"
+                );
+                None
+            }
+        };
         let keys = config.keys.clone();
         let mailer = crate::mail::Mailer::new(&config.mail, &origin, &config.data)
             .map_err(|e| ServerError::Config(e.to_string()))?;
@@ -353,6 +368,7 @@ impl Server {
             fingerprint: loaded.fingerprint,
             bootstrap_invite,
             mailer: Arc::new(mailer),
+            control,
         })
     }
 
@@ -420,6 +436,13 @@ impl Server {
             self.state.settings.clone(),
             self.tls.clone(),
         ));
+        let control = self.control.map(|listener| {
+            tokio::spawn(control::serve(
+                listener,
+                self.state.store.clone(),
+                self.state.settings.data.clone(),
+            ))
+        });
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -461,6 +484,7 @@ impl Server {
             let builder = builder.clone();
             let watcher = graceful.watcher();
             let metrics = self.state.metrics.clone();
+            let store = self.state.store.clone();
             let (handshake, idle) = (
                 secs(limits.handshake_timeout_secs),
                 secs(limits.idle_timeout_secs),
@@ -480,9 +504,13 @@ impl Server {
                 let service = hyper::service::service_fn(move |mut req| {
                     req.extensions_mut().insert(Peer(peer));
                     let (open, running) = watched.request();
-                    let call = hyper::service::Service::call(&service, req);
+                    let (service, store) = (service.clone(), store.clone());
                     async move {
-                        let res = call.await;
+                        // Every request holds the write gate while its handler runs (a backup
+                        // takes it exclusively); a streamed response body goes on without it.
+                        let writing = store.writing().await;
+                        let res = hyper::service::Service::call(&service, req).await;
+                        drop(writing);
                         drop(running);
                         // The request stays open until its response body is done or dropped.
                         res.map(|r| {
@@ -524,6 +552,11 @@ impl Server {
         sweeper.abort();
         reloader.abort();
         notices.abort();
+        if let Some(control) = control {
+            control.abort();
+            let _ = control.await;
+            let _ = std::fs::remove_file(self.state.settings.data.join(control::SOCKET));
+        }
         // Wait until the aborted tasks have dropped their store handles, so that the database
         // is closed when `run` returns (an in-process restart can reopen it at once).
         let _ = sweeper.await;

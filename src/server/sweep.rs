@@ -32,7 +32,15 @@ pub(crate) async fn run(state: AppState) {
     loop {
         tick.tick().await;
         let s = state.clone();
-        match tokio::task::spawn_blocking(move || once(&s)).await {
+        // A sweep's deletions are several steps: a backup must not copy half of them.
+        let writing = state.store.writing().await;
+        match tokio::task::spawn_blocking(move || {
+            let swept = once(&s);
+            drop(writing);
+            swept
+        })
+        .await
+        {
             Ok(Ok(swept)) => {
                 if swept.uploads + swept.expired + swept.grants + swept.matters > 0 {
                     tracing::info!(

@@ -7,6 +7,7 @@
 //! already hashed). Layout and durability are written down in `docs/STORAGE.md`.
 
 mod audit;
+mod backup;
 mod blobs;
 mod commit;
 mod legal;
@@ -15,7 +16,7 @@ mod records;
 mod uploads;
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use ring::digest;
@@ -24,6 +25,7 @@ use serde::de::DeserializeOwned;
 use sled::Transactional;
 
 pub use audit::StoredCheckpoint;
+pub use backup::{BackupError, BackupReport, Writing};
 pub use blobs::{BlobStore, BlobStoreKind, ChunkWriter, FileBlobs, SEALED_CHUNK, SledBlobs};
 pub use commit::FlushStats;
 pub use legal::{AddOutcome, DeletionCounts};
@@ -115,6 +117,10 @@ pub struct Store {
     blobs: Blobs,
     audit_head: Arc<Mutex<AuditHead>>,
     committer: commit::Committer,
+    /// Held shared by writers, exclusively by a backup ([`Store::writing`], [`Store::backup`]).
+    gate: backup::Gate,
+    /// The data folder.
+    dir: PathBuf,
 }
 
 /// The audit log's tail, kept in memory under one lock so that entries are numbered and
@@ -277,6 +283,8 @@ impl Store {
             audit,
             audit_head: Arc::new(Mutex::new(audit_head)),
             committer,
+            gate: backup::Gate::default(),
+            dir: dir.to_path_buf(),
             db,
         };
         if meta.get(META_USAGE)?.is_none() {
