@@ -14,24 +14,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::support::{
-    PASSPHRASE, Server, User, content, free_port, invite_url, start_server_with, temp_dir,
+    NO_LIMITS, Server, attache, content, firm_of_three, free_port, start_server_with, temp_dir,
 };
-
-/// This test is about durability, not abuse limits: the request-rate limits are off ("0: no
-/// limit"; a server without these settings ignores the variables).
-const NO_LIMITS: &[(&str, &str)] = &[
-    ("ATTACHE_RATE_AUTH_PER_IP", "0"),
-    ("ATTACHE_RATE_WRITES_PER_ACCOUNT", "0"),
-    ("ATTACHE_RATE_WRITES_PER_IP", "0"),
-    ("ATTACHE_RATE_CHUNKS_PER_ACCOUNT", "0"),
-    ("ATTACHE_RATE_CHUNKS_PER_IP", "0"),
-];
 
 /// Concurrent `attache send` processes per cycle.
 const CLIENTS: usize = 5;
@@ -68,17 +58,6 @@ struct Send {
 struct Running {
     child: Child,
     send: Send,
-}
-
-fn attache(home: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_attache"));
-    command
-        .env("ATTACHE_HOME", home)
-        .env("ATTACHE_PASSPHRASE", PASSPHRASE)
-        .env_remove("ATTACHE_KEY")
-        .args(args)
-        .stdin(Stdio::null());
-    command
 }
 
 /// A new send from a random user to one or both others: one to three documents, mostly small,
@@ -329,45 +308,9 @@ fn acknowledged_sends_survive_sigkill_at_random_moments() {
     let root = dir.path();
     let port = free_port();
     let mut server: Server = start_server_with(root, port, NO_LIMITS);
-    let bootstrap = server.bootstrap.clone().expect("a bootstrap invite");
 
-    // Three firm users (each may write to each), with fast key files so that each of the
-    // hundreds of CLI runs below does not spend a second on scrypt.
-    let users: Vec<User> = ["ada", "ben", "cy"]
-        .iter()
-        .map(|name| User::new(root, name))
-        .collect();
-    for user in &users {
-        user.ok(&[
-            "identity",
-            "new",
-            "--key",
-            user.home.join("key.age").to_str().unwrap(),
-            "--work-factor",
-            "10",
-        ]);
-    }
-    users[0].ok(&[
-        "join",
-        &bootstrap,
-        "--email",
-        EMAILS[0],
-        "--cert-fingerprint",
-        &server.certificate,
-    ]);
-    for (user, email) in users.iter().zip(EMAILS).skip(1) {
-        let invite = users[0].ok(&["invite", email, "--role", "attorney"]);
-        user.ok(&[
-            "join",
-            &invite_url(&invite),
-            "--cert-fingerprint",
-            &server.certificate,
-        ]);
-    }
-    // Pin everyone's keys once, so that concurrent sends never pin at the same time.
-    for user in &users {
-        user.ok(&["contacts"]);
-    }
+    // Three firm users, each may write to each.
+    let users = firm_of_three(root, &server, ["ada", "ben", "cy"], EMAILS);
     let homes: Vec<PathBuf> = users.iter().map(|u| u.home.clone()).collect();
     let scratch = root.join("scratch");
     std::fs::create_dir_all(&scratch).unwrap();

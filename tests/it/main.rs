@@ -9,6 +9,7 @@
 mod agekit;
 mod agent;
 mod api;
+mod backup;
 mod container;
 mod crash;
 mod e2e;

@@ -53,6 +53,16 @@ pub(crate) fn seal(
     (sealed, chunks)
 }
 
+/// For tests about durability and consistency, not abuse limits: the request-rate limits off
+/// ("0: no limit"; a server without these settings ignores the variables).
+pub(crate) const NO_LIMITS: &[(&str, &str)] = &[
+    ("ATTACHE_RATE_AUTH_PER_IP", "0"),
+    ("ATTACHE_RATE_WRITES_PER_ACCOUNT", "0"),
+    ("ATTACHE_RATE_WRITES_PER_IP", "0"),
+    ("ATTACHE_RATE_CHUNKS_PER_ACCOUNT", "0"),
+    ("ATTACHE_RATE_CHUNKS_PER_IP", "0"),
+];
+
 /// A running `attache serve`, killed when dropped.
 pub(crate) struct Server {
     child: Child,
@@ -88,6 +98,16 @@ pub(crate) fn start_server(root: &Path, port: u16) -> Server {
 
 /// [`start_server`] with extra `ATTACHE_*` settings in the environment.
 pub(crate) fn start_server_with(root: &Path, port: u16, env: &[(&str, &str)]) -> Server {
+    start_server_logging(root, port, env, Stdio::null())
+}
+
+/// [`start_server_with`], its log (stderr) going to `log`.
+pub(crate) fn start_server_logging(
+    root: &Path,
+    port: u16,
+    env: &[(&str, &str)],
+    log: impl Into<Stdio>,
+) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_attache"))
         .envs(env.iter().copied())
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -98,7 +118,7 @@ pub(crate) fn start_server_with(root: &Path, port: u16, env: &[(&str, &str)]) ->
         .env_remove("ATTACHE_CONFIG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -139,6 +159,20 @@ pub(crate) fn start_server_with(root: &Path, port: u16, env: &[(&str, &str)]) ->
 }
 
 pub(crate) const PASSPHRASE: &str = "a long and careful passphrase";
+
+/// The `attache` command as the person whose `ATTACHE_HOME` is `home` (not started), for tests
+/// that run several at once.
+pub(crate) fn attache(home: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_attache"));
+    command
+        .env("ATTACHE_HOME", home)
+        .env("ATTACHE_PASSPHRASE", PASSPHRASE)
+        .env_remove("ATTACHE_KEY")
+        .env_remove("ATTACHE_DATA")
+        .args(args)
+        .stdin(Stdio::null());
+    command
+}
 
 /// One person's CLI: their own `ATTACHE_HOME`.
 pub(crate) struct User {
@@ -207,6 +241,51 @@ pub(crate) fn invite_url(output: &str) -> String {
         .find(|w| w.starts_with("https://") && w.contains("/i/") && w.contains('#'))
         .unwrap_or_else(|| panic!("no invite URL in {output:?}"))
         .to_owned()
+}
+
+/// Three firm users `names` with `emails`: the first joins with the server's bootstrap invite
+/// (administrator) and invites the others as attorneys. Key files get a fast work factor, since
+/// tests run the CLI hundreds of times; everyone's keys are pinned once (`contacts`), so that
+/// concurrent sends never pin at the same time.
+pub(crate) fn firm_of_three(
+    root: &Path,
+    server: &Server,
+    names: [&str; 3],
+    emails: [&str; 3],
+) -> Vec<User> {
+    let bootstrap = server.bootstrap.clone().expect("a bootstrap invite");
+    let users: Vec<User> = names.iter().map(|name| User::new(root, name)).collect();
+    for user in &users {
+        user.ok(&[
+            "identity",
+            "new",
+            "--key",
+            user.home.join("key.age").to_str().unwrap(),
+            "--work-factor",
+            "10",
+        ]);
+    }
+    users[0].ok(&[
+        "join",
+        &bootstrap,
+        "--email",
+        emails[0],
+        "--cert-fingerprint",
+        &server.certificate,
+    ]);
+    for (user, email) in users.iter().zip(emails).skip(1) {
+        let invite = users[0].ok(&["invite", email, "--role", "attorney"]);
+        user.ok(&[
+            "join",
+            &invite_url(&invite),
+            "--cert-fingerprint",
+            &server.certificate,
+        ]);
+    }
+    for user in &users {
+        user.ok(&["contacts"]);
+    }
+    users
 }
 
 // ---- the HTTP API as a client speaks it (tests/it/limits.rs, tests/it/matrix.rs) ----
