@@ -68,6 +68,16 @@ pub enum BackupError {
     /// The output folder is already there; a backup never writes into an existing folder.
     #[error("the output folder {0} already exists")]
     Exists(PathBuf),
+    /// Requests in flight kept the gate for every attempt; nothing was written.
+    #[error(
+        "requests in flight (a slow upload, perhaps) kept the store busy for {attempts} tries of {secs} s; nothing was written, try again"
+    )]
+    Busy {
+        /// Tries made.
+        attempts: u32,
+        /// Seconds each try waited.
+        secs: u64,
+    },
     /// Reading the store or writing the snapshot failed.
     #[error("{0}")]
     Storage(#[from] StorageError),
@@ -84,6 +94,10 @@ impl From<sled::Error> for BackupError {
         Self::Storage(StorageError::Db(e))
     }
 }
+
+/// Tries at taking the gate exclusively, and how long each waits.
+const GATE_TRIES: u32 = 5;
+const GATE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// An upload left out of a snapshot, with what must be taken out with it.
 struct LeftOut {
@@ -143,7 +157,28 @@ impl Store {
         .map_err(|e| StorageError::Io(io::Error::other(e)))??;
 
         let asked = Instant::now();
-        let gate = self.gate.0.clone().write_owned().await;
+        // A request holds the gate while its body arrives (up to the body deadline), and
+        // requests that come after the backup asked queue behind it: so the backup waits a
+        // little at a time, letting the queue through between tries, and gives up rather
+        // than stall the server behind one slow upload.
+        let mut gate = None;
+        for _ in 0..GATE_TRIES {
+            match tokio::time::timeout(GATE_WAIT, self.gate.0.clone().write_owned()).await {
+                Ok(g) => {
+                    gate = Some(g);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(GATE_WAIT / 4).await,
+            }
+        }
+        let Some(gate) = gate else {
+            drop(db);
+            let _ = fs::remove_dir_all(out);
+            return Err(BackupError::Busy {
+                attempts: GATE_TRIES,
+                secs: GATE_WAIT.as_secs(),
+            });
+        };
         let wait = asked.elapsed();
         let paused = Instant::now();
         let (store, snapshot, chunks_out) = (self.clone(), db.clone(), out.join("chunks"));
@@ -378,6 +413,38 @@ mod tests {
             .record_chunks(&empty, &two, &[[1; 32], [2; 32]], None)
             .expect("record")
             .expect("no quota");
+    }
+
+    #[tokio::test]
+    async fn a_request_holding_the_gate_throughout_makes_the_backup_give_up_and_write_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("data"), 1 << 20).expect("open");
+        committed_item(&store, [1; 16], 1, &["a@x"]);
+        store.commit().await.expect("commit");
+        // A slow upload: its request holds the gate shared for longer than every try.
+        let slow = store.writing().await;
+        let out = dir.path().join("backups/busy");
+        let started = Instant::now();
+        let busy = store.backup(&out).await;
+        assert!(
+            matches!(
+                busy,
+                Err(BackupError::Busy {
+                    attempts: 5,
+                    secs: 1
+                })
+            ),
+            "{busy:?}"
+        );
+        assert!(started.elapsed() < GATE_WAIT * (GATE_TRIES + 2));
+        assert!(!out.exists(), "nothing is left of the refused backup");
+        // Between tries the queue behind the backup went through: a request asking now gets
+        // the gate at once, and once the slow one is done a backup succeeds.
+        let quick = tokio::time::timeout(std::time::Duration::from_millis(100), store.writing())
+            .await
+            .expect("the gate is not held by the failed backup");
+        drop((quick, slow));
+        store.backup(&out).await.expect("backup");
     }
 
     #[tokio::test]
