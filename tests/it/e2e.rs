@@ -6,14 +6,16 @@ use std::path::{Path, PathBuf};
 use crate::support::{User, content, free_port, invite_url, start_server, temp_dir};
 
 /// Every file under `dir`, recursively.
+/// Every regular file under `dir` (not the server's control socket).
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            out.extend(files_under(&entry.path()));
+        } else if kind.is_file() {
+            out.push(entry.path());
         }
     }
     out
