@@ -10,6 +10,7 @@
 use std::io;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use super::ClientError;
 use crate::crypto::{ChunkSink, Preamble};
@@ -17,6 +18,13 @@ use crate::wire::api::{MAX_CHUNKS_PER_REQUEST, UploadState};
 
 /// Attempts per batch (the first try and the retries).
 const ATTEMPTS: usize = 3;
+
+/// Chunks in the first request of an upload (1 MiB).
+const FIRST_BATCH: usize = 16;
+/// A request answered within this grows the next ones.
+const GROW_BELOW: Duration = Duration::from_secs(2);
+/// A request that took longer than this shrinks the next ones.
+const SHRINK_AFTER: Duration = Duration::from_secs(20);
 
 /// One `PUT /v1/items/{item}/chunks/{first}` that can run on another thread.
 pub(crate) type PutChunks =
@@ -69,6 +77,8 @@ struct Job {
 struct Done {
     batch: Batch,
     result: Result<UploadState, ClientError>,
+    /// How long the request took.
+    took: Duration,
 }
 
 /// The sender thread: one batch in flight at a time.
@@ -87,8 +97,17 @@ impl Sender {
             .name("attache-upload".into())
             .spawn(move || {
                 for Job { item, batch } in job_rx {
+                    let started = Instant::now();
                     let result = put(&item, batch.first, &batch.bytes);
-                    if done_tx.send(Done { batch, result }).is_err() {
+                    let took = started.elapsed();
+                    if done_tx
+                        .send(Done {
+                            batch,
+                            result,
+                            took,
+                        })
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -123,6 +142,11 @@ pub(crate) struct UploadSink<T> {
     batch: Batch,
     /// A spare buffer, from a batch already acknowledged.
     spare: Vec<u8>,
+    /// Chunks per request now: from [`FIRST_BATCH`], doubled after each request answered
+    /// quickly, up to [`MAX_CHUNKS_PER_REQUEST`], and halved after a slow one; so a fast link
+    /// pays few syncs per GiB and a slow one still sends each request well inside the
+    /// server's body deadline.
+    batch_chunks: usize,
     sender: Option<Sender>,
     /// The failure behind an `io::Error` handed to the sealer.
     error: Option<ClientError>,
@@ -136,9 +160,10 @@ impl<T: UploadTransport> UploadSink<T> {
             batch: Batch {
                 first: 0,
                 bytes: Vec::new(),
-                starts: Vec::with_capacity(MAX_CHUNKS_PER_REQUEST),
+                starts: Vec::with_capacity(FIRST_BATCH),
             },
             spare: Vec::new(),
+            batch_chunks: FIRST_BATCH,
             sender: None,
             error: None,
         }
@@ -174,7 +199,7 @@ impl<T: UploadTransport> UploadSink<T> {
         let next = Batch {
             first: self.batch.end(),
             bytes: std::mem::take(&mut self.spare),
-            starts: Vec::with_capacity(MAX_CHUNKS_PER_REQUEST),
+            starts: Vec::with_capacity(self.batch_chunks),
         };
         let batch = std::mem::replace(&mut self.batch, next);
         self.batch.bytes.clear();
@@ -189,7 +214,11 @@ impl<T: UploadTransport> UploadSink<T> {
                 Ok(())
             }
             None => {
+                let started = Instant::now();
                 let result = self.transport.put_chunks(&item, batch.first, &batch.bytes);
+                if result.is_ok() {
+                    self.adapt(batch.starts.len(), started.elapsed());
+                }
                 self.acknowledged(&item, batch, result)
             }
         }
@@ -202,10 +231,25 @@ impl<T: UploadTransport> UploadSink<T> {
         };
         let done = sender.done.recv();
         sender.in_flight = false;
-        let Done { batch, result } =
-            done.map_err(|_| ClientError::Protocol("the upload thread stopped".into()))?;
+        let Done {
+            batch,
+            result,
+            took,
+        } = done.map_err(|_| ClientError::Protocol("the upload thread stopped".into()))?;
+        if result.is_ok() {
+            self.adapt(batch.starts.len(), took);
+        }
         let item = self.item()?;
         self.acknowledged(&item, batch, result)
+    }
+
+    /// Sizes the next requests by how long a request of `chunks` chunks took.
+    fn adapt(&mut self, chunks: usize, took: Duration) {
+        if took > SHRINK_AFTER {
+            self.batch_chunks = (self.batch_chunks / 2).max(FIRST_BATCH);
+        } else if took < GROW_BELOW && chunks >= self.batch_chunks {
+            self.batch_chunks = (self.batch_chunks * 2).min(MAX_CHUNKS_PER_REQUEST);
+        }
     }
 
     /// Takes the answer to the first attempt at `batch`: on success reports progress and keeps
@@ -307,7 +351,7 @@ impl<T: UploadTransport> ChunkSink for UploadSink<T> {
         }
         self.batch.starts.push(self.batch.bytes.len());
         self.batch.bytes.extend_from_slice(ciphertext);
-        if self.batch.starts.len() == MAX_CHUNKS_PER_REQUEST {
+        if self.batch.starts.len() >= self.batch_chunks {
             self.dispatch().map_err(|e| self.fail(e))?;
         }
         Ok(())
@@ -442,19 +486,47 @@ mod tests {
     }
 
     #[test]
-    fn batches_chunks_into_full_requests() {
-        let content = vec![7u8; (2 * MAX_CHUNKS_PER_REQUEST + 8) * crate::crypto::CHUNK_SIZE];
-        let mut server = MockServer::default();
-        upload(&content, &mut server);
-        let sizes: Vec<usize> = server.puts.iter().map(|p| p.1).collect();
-        assert_eq!(sizes.iter().sum::<usize>(), server.received as usize);
-        assert_eq!(sizes.len(), 3, "{sizes:?}");
-        assert!(
-            sizes[..sizes.len() - 1]
-                .iter()
-                .all(|&n| n == MAX_CHUNKS_PER_REQUEST),
-            "{sizes:?}"
-        );
+    fn requests_grow_from_one_mib_while_answers_come_quickly() {
+        let total = 1200;
+        let content = vec![7u8; total * crate::crypto::CHUNK_SIZE];
+        for pipelined in [false, true] {
+            let mut server = MockServer::default();
+            upload_with(&content, &mut server, pipelined);
+            let sent: Vec<usize> = server.puts.iter().map(|p| p.1).collect();
+            // Without a sender thread each answer sizes the next request; with one, a request
+            // is collected while the one before is in flight, so it grows a step later.
+            let expected: &[usize] = if pipelined {
+                &[16, 16, 32, 32, 64, 64, 128, 128, 256, 256]
+            } else {
+                &[16, 32, 64, 128, 256, 256, 256]
+            };
+            // The last request carries what is left (the padding makes it more than `total`).
+            assert_eq!(sent[..sent.len() - 1], *expected, "pipelined: {pipelined}");
+            assert_eq!(sent.iter().sum::<usize>(), server.received as usize);
+            assert!(server.received as usize > total);
+        }
+        assert_eq!(MAX_CHUNKS_PER_REQUEST, 256);
+    }
+
+    #[test]
+    fn a_slow_answer_halves_the_requests_and_a_quick_one_doubles_them() {
+        let mut sink = UploadSink::new(Mock {
+            server: Arc::default(),
+            pipelined: false,
+        });
+        sink.batch_chunks = 128;
+        sink.adapt(128, Duration::from_secs(30));
+        assert_eq!(sink.batch_chunks, 64);
+        sink.adapt(64, Duration::from_secs(5));
+        assert_eq!(sink.batch_chunks, 64, "neither quick nor slow");
+        sink.adapt(10, Duration::from_millis(5));
+        assert_eq!(sink.batch_chunks, 64, "a short last request says nothing");
+        sink.adapt(64, Duration::from_millis(5));
+        assert_eq!(sink.batch_chunks, 128);
+        for _ in 0..8 {
+            sink.adapt(sink.batch_chunks, Duration::from_secs(60));
+        }
+        assert_eq!(sink.batch_chunks, FIRST_BATCH);
     }
 
     #[test]
@@ -466,7 +538,7 @@ mod tests {
 
     #[test]
     fn resumes_after_a_lost_answer() {
-        let n = MAX_CHUNKS_PER_REQUEST;
+        let n = FIRST_BATCH;
         let content = vec![1u8; (n + 4) * crate::crypto::CHUNK_SIZE];
         let mut server = MockServer {
             lose_answer_of_put: Some(1),
