@@ -422,7 +422,7 @@ d = sorted(float(t) * 1000 - int(m.strip("<>")[:16], 16) for t, m in (l.split() 
 print(len(d), "%.1f" % d[len(d) // 2], "%.1f" % d[min(len(d) - 1, int(len(d) * 0.99))], "%.1f" % d[-1])' >"$work/delays.txt"
     read -r got med p99 worst <"$work/delays.txt"
     kill "$smtp_pid" 2>/dev/null; smtp_pid=""
-    row "[$store] notice delay, acknowledgement to SMTP acceptance, window 0 (ms median / p99 / max; $got of $notices)" "$med / $p99 / $worst" "-" "-" "< 2000" "benches/run.sh notices ($at)"
+    row "[$store] notice delay, acknowledgement to SMTP acceptance, window 0 (ms median / p99 / max; $got emails for $notices messages to one person: notices due together go out as one)" "$med / $p99 / $worst" "-" "-" "< 2000" "benches/run.sh notices ($at)"
 fi
 
 # The CLI section talks to a server with the first store.
