@@ -68,6 +68,9 @@ use crate::wire::api::{Account, MAX_EMAIL_LEN, Role};
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest header block of an HTTP/2 request (HTTP/1.1 is bounded by hyper's read buffer).
 const MAX_H2_HEADER_BYTES: u32 = 64 * 1024;
+/// HTTP/2 receive windows of a stream and of a whole connection (see `Server::run`).
+const H2_STREAM_WINDOW: u32 = 4 << 20;
+const H2_CONNECTION_WINDOW: u32 = 8 << 20;
 
 /// Settings of the server. The one secret, the SMTP password in `mail`, is redacted in `Debug`.
 #[derive(Debug, Clone)]
@@ -420,6 +423,11 @@ impl Server {
             .timer(TokioTimer::new())
             .max_concurrent_streams(Some(limits.max_streams_per_connection).filter(|n| *n > 0))
             .max_header_list_size(MAX_H2_HEADER_BYTES)
+            // Flow-control windows sized for chunk uploads: a client may send this much ahead
+            // of what the handler has read, so an upload is not held to one window per round
+            // trip; the connection window bounds what one connection can have buffered.
+            .initial_stream_window_size(H2_STREAM_WINDOW)
+            .initial_connection_window_size(H2_CONNECTION_WINDOW)
             .keep_alive_interval(Some(Duration::from_secs(60)));
         let graceful = GracefulShutdown::new();
         let slots =
