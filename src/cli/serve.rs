@@ -135,7 +135,7 @@ pub(crate) struct ServeArgs {
     /// 3000].
     #[arg(long, env = "ATTACHE_RATE_WRITES_PER_IP", value_name = "N")]
     rate_writes_per_ip: Option<u32>,
-    /// Chunk uploads (1 to 16 MiB each; a 4 GiB document is at most 4,096) per account per minute; 0:
+    /// Chunk uploads (1 to 8 MiB each; a 4 GiB document is at most 4,096) per account per minute; 0:
     /// no limit [default: 12000].
     #[arg(long, env = "ATTACHE_RATE_CHUNKS_PER_ACCOUNT", value_name = "N")]
     rate_chunks_per_account: Option<u32>,

@@ -15,7 +15,7 @@ use crate::wire::api::{API_PREFIX, ErrorBody};
 
 /// How long a JSON request may take, start to finish.
 const JSON_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long one upload request (up to 256 chunks, about 16 MiB) may take.
+/// How long one upload request (up to 128 chunks, about 8 MiB) may take.
 pub(crate) const UPLOAD_TIMEOUT: Duration = Duration::from_secs(300);
 /// The largest error or JSON body read into memory.
 const MAX_JSON: u64 = 64 << 20;

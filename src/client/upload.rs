@@ -495,17 +495,23 @@ mod tests {
             let sent: Vec<usize> = server.puts.iter().map(|p| p.1).collect();
             // Without a sender thread each answer sizes the next request; with one, a request
             // is collected while the one before is in flight, so it grows a step later.
-            let expected: &[usize] = if pipelined {
-                &[16, 16, 32, 32, 64, 64, 128, 128, 256, 256]
+            let growth: &[usize] = if pipelined {
+                &[16, 16, 32, 32, 64, 64]
             } else {
-                &[16, 32, 64, 128, 256, 256, 256]
+                &[16, 32, 64]
             };
-            // The last request carries what is left (the padding makes it more than `total`).
-            assert_eq!(sent[..sent.len() - 1], *expected, "pipelined: {pipelined}");
+            assert_eq!(sent[..growth.len()], *growth, "pipelined: {pipelined}");
+            // Then full requests; the last carries what is left (the padding makes the total
+            // more than `total`).
+            let full = &sent[growth.len()..sent.len() - 1];
+            assert!(
+                full.len() >= 4 && full.iter().all(|&n| n == MAX_CHUNKS_PER_REQUEST),
+                "pipelined: {pipelined}: {sent:?}"
+            );
             assert_eq!(sent.iter().sum::<usize>(), server.received as usize);
             assert!(server.received as usize > total);
         }
-        assert_eq!(MAX_CHUNKS_PER_REQUEST, 256);
+        assert_eq!(MAX_CHUNKS_PER_REQUEST, 128);
     }
 
     #[test]
@@ -514,8 +520,8 @@ mod tests {
             server: Arc::default(),
             pipelined: false,
         });
-        sink.batch_chunks = 128;
-        sink.adapt(128, Duration::from_secs(30));
+        sink.batch_chunks = MAX_CHUNKS_PER_REQUEST;
+        sink.adapt(MAX_CHUNKS_PER_REQUEST, Duration::from_secs(30));
         assert_eq!(sink.batch_chunks, 64);
         sink.adapt(64, Duration::from_secs(5));
         assert_eq!(sink.batch_chunks, 64, "neither quick nor slow");
@@ -523,6 +529,11 @@ mod tests {
         assert_eq!(sink.batch_chunks, 64, "a short last request says nothing");
         sink.adapt(64, Duration::from_millis(5));
         assert_eq!(sink.batch_chunks, 128);
+        sink.adapt(128, Duration::from_millis(5));
+        assert_eq!(
+            sink.batch_chunks, MAX_CHUNKS_PER_REQUEST,
+            "no further than the limit"
+        );
         for _ in 0..8 {
             sink.adapt(sink.batch_chunks, Duration::from_secs(60));
         }

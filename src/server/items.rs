@@ -71,7 +71,7 @@ pub(crate) async fn create(
     ))
 }
 
-/// Appends 1 to 256 chunks, which must start at the number already received.
+/// Appends 1 to 128 chunks, which must start at the number already received.
 ///
 /// The body is streamed: each piece of [`PIECE`] bytes is written as it arrives (on a
 /// blocking thread, while the next piece is read), and each chunk's BLAKE3 digest is taken
@@ -82,7 +82,7 @@ pub(crate) async fn create(
 #[utoipa::path(put, path = "/v1/items/{item}/chunks/{first}",
     params(("item" = String, Path, description = "item id"), ("first" = u32, Path, description = "index of the first chunk in the body")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
-        description = "1 to 256 concatenated sealed chunks of 65,552 bytes; only the last chunk of the item may be shorter"),
+        description = "1 to 128 concatenated sealed chunks of 65,552 bytes; only the last chunk of the item may be shorter"),
     responses((status = 200, body = UploadState), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 507, description = "over the account's quota or the server's free-disk reserve; the upload is discarded", body = ErrorBody)),
     security(("bearer" = [])))]

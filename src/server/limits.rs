@@ -34,7 +34,7 @@ pub struct Limits {
     pub writes_per_account_per_minute: u32,
     /// Write requests per client address per minute (an office behind one NAT shares it).
     pub writes_per_ip_per_minute: u32,
-    /// Chunk uploads (`PUT /v1/items/{item}/chunks/{first}`, 1 to 16 MiB each) per account per
+    /// Chunk uploads (`PUT /v1/items/{item}/chunks/{first}`, 1 to 8 MiB each) per account per
     /// minute. A 4 GiB document is 4,096 of them; the default lets several through at full
     /// speed.
     pub chunks_per_account_per_minute: u32,

@@ -23,7 +23,7 @@ use crate::wire::api::MAX_CHUNKS_PER_REQUEST;
 
 /// Body limit of JSON routes.
 pub const JSON_LIMIT: usize = 64 * 1024;
-/// Body limit of a chunk upload: 256 full sealed chunks (16 MiB).
+/// Body limit of a chunk upload: 128 full sealed chunks (8 MiB).
 pub const CHUNKS_LIMIT: usize = MAX_CHUNKS_PER_REQUEST * SEALED_CHUNK;
 /// Body limit of a commit: the largest manifest in base64 plus key packages.
 pub const COMMIT_LIMIT: usize = 16 * 1024 * 1024;
@@ -160,7 +160,7 @@ pub const ROUTES: &[RouteInfo] = &[
         "session; uploader of the uncommitted item, else 404",
         CHUNKS_LIMIT,
         Rate::Chunks,
-        "append 1 to 256 sealed chunks at `received`",
+        "append 1 to 128 sealed chunks at `received`",
     ),
     route(
         "GET",

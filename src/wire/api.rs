@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 /// Path prefix of every API route.
 pub const API_PREFIX: &str = "/v1";
-/// Most chunks one upload request may carry (16 MiB of content).
-pub const MAX_CHUNKS_PER_REQUEST: usize = 256;
+/// Most chunks one upload request may carry (8 MiB of content).
+pub const MAX_CHUNKS_PER_REQUEST: usize = 128;
 /// Domain-separation prefix of the sign-in signature. The signed message is this prefix, then
 /// `u32 len || origin`, `u32 len || email`, `challenge id (16)`, `nonce (32)`.
 pub const SIGN_IN_DOMAIN: &[u8] = b"attache/v1 sign-in\0";
