@@ -233,13 +233,21 @@ impl FileBlobs {
         self.dir.join(&hex[..2]).join(hex)
     }
 
-    /// The file of `item`, created (with its directory, durably) if `create`.
-    fn open_file(&self, item: &[u8; 16], create: bool) -> io::Result<Option<File>> {
+    /// The file of `item`, if there is one.
+    fn open_file(&self, item: &[u8; 16]) -> io::Result<Option<File>> {
+        match OpenOptions::new().read(true).open(self.path(item)) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The file of `item` for writing, created (with its directory, durably) if need be.
+    fn create_file(&self, item: &[u8; 16]) -> io::Result<File> {
         let path = self.path(item);
-        match OpenOptions::new().read(true).write(create).open(&path) {
-            Ok(f) => return Ok(Some(f)),
-            Err(e) if e.kind() == ErrorKind::NotFound && create => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(f) => return Ok(f),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
         let parent = path.parent().expect("an item path has a parent");
@@ -255,7 +263,7 @@ impl FileBlobs {
             .open(&path)?;
         // The new name must survive a crash as surely as the bytes written under it.
         sync_dir(parent)?;
-        Ok(Some(f))
+        Ok(f)
     }
 
     /// The item files on disk (for tests and store scans): their ids and paths.
@@ -289,17 +297,9 @@ fn offset(index: u32) -> u64 {
 
 impl BlobStore for FileBlobs {
     fn put_chunks(&self, item: &[u8; 16], first: u32, bytes: &[u8]) -> Result<(), StorageError> {
-        if first == 0 && bytes.len() < SEALED_CHUNK {
-            return self.small.put_chunks(item, first, bytes);
-        }
-        let file = self
-            .open_file(item, true)?
-            .expect("open_file creates the file");
-        let at = offset(first);
-        file.write_all_at(bytes, at)?;
-        file.set_len(at + bytes.len() as u64)?;
-        file.sync_data()?;
-        Ok(())
+        let mut out = self.writer(item, first)?;
+        out.write(bytes)?;
+        out.finish()
     }
 
     fn writer<'a>(
@@ -339,7 +339,7 @@ impl BlobStore for FileBlobs {
         first: u32,
         count: u32,
     ) -> Result<Option<Vec<u8>>, StorageError> {
-        let Some(file) = self.open_file(item, false)? else {
+        let Some(file) = self.open_file(item)? else {
             if first == 0 && count == 1 {
                 return self.small.chunk(item, 0);
             }
@@ -357,7 +357,7 @@ impl BlobStore for FileBlobs {
     }
 
     fn count(&self, item: &[u8; 16]) -> Result<usize, StorageError> {
-        match self.open_file(item, false)? {
+        match self.open_file(item)? {
             Some(f) => Ok(chunks_in(f.metadata()?.len()) as usize),
             None => self.small.count(item),
         }
@@ -393,17 +393,18 @@ struct FileWriter<'a> {
 
 impl ChunkWriter for FileWriter<'_> {
     fn write(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
-        if self.file.is_none() {
-            if self.first == 0 && bytes.len() < SEALED_CHUNK {
-                // The whole item: only the last chunk may be short.
+        match &self.file {
+            Some(file) => file.write_all_at(bytes, self.at)?,
+            // The whole item: only the last chunk may be short.
+            None if self.first == 0 && bytes.len() < SEALED_CHUNK => {
                 self.blobs.small.put_chunks(&self.item, 0, bytes)?;
-                self.at += bytes.len() as u64;
-                return Ok(());
             }
-            self.file = self.blobs.open_file(&self.item, true)?;
+            None => {
+                let file = self.blobs.create_file(&self.item)?;
+                file.write_all_at(bytes, self.at)?;
+                self.file = Some(file);
+            }
         }
-        let file = self.file.as_ref().expect("opened above");
-        file.write_all_at(bytes, self.at)?;
         self.at += bytes.len() as u64;
         Ok(())
     }
