@@ -32,40 +32,15 @@ if [ ! -x "$venv/bin/st" ]; then
 fi
 echo "schemathesis $("$venv/bin/st" --version | awk '{print $NF}')" >&2
 
-bin=${ATTACHE_BIN:-}
-if [ -z "$bin" ]; then
-    # A no-op when the release binary is up to date.
-    cargo build --release --locked --bin attache >&2
-    bin=target/release/attache
-fi
-bin=$(realpath "$bin")
+. scripts/server.sh
+bin=$(attache_bin)
 
 out=${API_FUZZ_OUT:-$(mktemp -d -t attache-api-fuzz.XXXXXX)}
 mkdir -p "$out"
 out=$(realpath "$out")
-server=""
-cleanup() {
-    if [ -n "$server" ]; then
-        kill "$server" 2>/dev/null || true
-        wait "$server" 2>/dev/null || true
-    fi
-}
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-env -u ATTACHE_CONFIG \
+start_attache api-fuzz "$bin" "$out" 'bootstrap invite: ' \
     ATTACHE_RATE_AUTH_PER_IP=0 ATTACHE_RATE_WRITES_PER_ACCOUNT=0 ATTACHE_RATE_WRITES_PER_IP=0 \
-    ATTACHE_RATE_CHUNKS_PER_ACCOUNT=0 ATTACHE_RATE_CHUNKS_PER_IP=0 ATTACHE_RATE_INVITES_PER_ACCOUNT=0 \
-    "$bin" serve --listen "127.0.0.1:$port" --data "$out/data" --keys "$out/keys" \
-    >"$out/server.out" 2>"$out/server.err" &
-server=$!
-for _ in $(seq 1 300); do
-    grep -q '^bootstrap invite: ' "$out/server.out" 2>/dev/null && break
-    kill -0 "$server" 2>/dev/null || { cat "$out/server.err" >&2; echo "api-fuzz: the server did not start" >&2; exit 1; }
-    sleep 0.1
-done
-grep -q '^bootstrap invite: ' "$out/server.out" || { echo "api-fuzz: the server did not announce itself" >&2; exit 1; }
-url="https://127.0.0.1:$port"
+    ATTACHE_RATE_CHUNKS_PER_ACCOUNT=0 ATTACHE_RATE_CHUNKS_PER_IP=0 ATTACHE_RATE_INVITES_PER_ACCOUNT=0 --
 invite=$(sed -n 's/^bootstrap invite: //p' "$out/server.out")
 fingerprint=$(sed -n 's/^certificate //p' "$out/server.out")
 
@@ -95,10 +70,10 @@ sed -n '/SUMMARY/,$p' "$out/schemathesis.txt" | grep -v '^\s*$' | head -40
 if [ "$status" -ne 0 ]; then
     echo "api-fuzz: schemathesis failed (exit $status); full output in $out/schemathesis.txt" >&2
     trap - EXIT
-    cleanup
+    stop_attache
     exit 1
 fi
-cleanup
+stop_attache
 trap - EXIT
 [ -n "${API_FUZZ_OUT:-}" ] || rm -rf "$out"
 echo "api-fuzz: no server error, every answer conforms to the OpenAPI document"

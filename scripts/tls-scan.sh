@@ -28,36 +28,14 @@ if ! command -v testssl >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends testssl.sh
 fi
 
-bin=${ATTACHE_BIN:-}
-if [ -z "$bin" ]; then
-    # A no-op when the release binary is up to date.
-    cargo build --release --locked --bin attache >&2
-    bin=target/release/attache
-fi
+. scripts/server.sh
+bin=$(attache_bin)
 
 out=${TLS_SCAN_OUT:-$(mktemp -d -t attache-tls-scan.XXXXXX)}
 mkdir -p "$out"
-server=""
-cleanup() {
-    if [ -n "$server" ]; then
-        kill "$server" 2>/dev/null || true
-        wait "$server" 2>/dev/null || true
-    fi
-}
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-args=(serve --listen "127.0.0.1:$port" --data "$out/data" --keys "$out/keys")
-$tls12 && args+=(--tls12)
-env -u ATTACHE_CONFIG "$bin" "${args[@]}" >"$out/server.out" 2>"$out/server.err" &
-server=$!
-for _ in $(seq 1 300); do
-    grep -q '^listening on ' "$out/server.out" 2>/dev/null && break
-    kill -0 "$server" 2>/dev/null || { cat "$out/server.err" >&2; echo "tls-scan: the server did not start" >&2; exit 1; }
-    sleep 0.1
-done
-grep -q '^listening on ' "$out/server.out" || { echo "tls-scan: the server did not announce itself" >&2; exit 1; }
-url="https://127.0.0.1:$port"
+extra=()
+$tls12 && extra+=(--tls12)
+start_attache tls-scan "$bin" "$out" 'listening on ' -- "${extra[@]}"
 echo "scanning $url (tls12=$tls12): $(grep '^certificate ' "$out/server.out")" >&2
 
 json="$out/testssl-$([ "$tls12" = true ] && echo tls12 || echo default).json"
@@ -112,7 +90,7 @@ print(f"tls-scan: {len(findings)} findings checked, {len(allowed)} allowed (self
 sys.exit(1 if failing else 0)
 EOF
 if [ $status -eq 0 ] && [ -z "${TLS_SCAN_OUT:-}" ]; then
-    cleanup
+    stop_attache
     server=""
     rm -rf "$out"
 else
