@@ -141,6 +141,14 @@ fn no_unsafe_and_no_secret_formatting_in_the_library() {
     assert!(found.is_empty(), "{found:#?}");
 }
 
+/// `unwrap()` only in unit tests: library and server code returns errors (and the few
+/// `expect`s name a local invariant).
+#[test]
+fn no_unwrap_outside_the_unit_tests() {
+    let found = violations("src", &[".unwrap()"]);
+    assert!(found.is_empty(), "{found:#?}");
+}
+
 #[test]
 fn the_server_never_names_a_secret_key_or_an_opening_function() {
     const SECRET_SIDE: &[&str] = &[
