@@ -1,6 +1,9 @@
 //! Handlers for sealed items: resumable chunk upload, the manifest check at commit, and
 //! streaming download. Only ciphertext and public data pass through here.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -203,7 +206,10 @@ async fn receive_chunks(
     use futures_util::StreamExt;
     let (pieces, mut inbox) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
     let (spare_tx, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+    // Set when the body fails: what was written is not recorded, so it is not synced either.
+    let failed = Arc::new(AtomicBool::new(false));
     let store = s.store.clone();
+    let abandoned = failed.clone();
     let writer = tokio::task::spawn_blocking(move || {
         let mut out = store.blobs().writer(&id, first)?;
         let mut digests = Vec::new();
@@ -216,10 +222,14 @@ async fn receive_chunks(
             out.write(&piece)?;
             let _ = spare_tx.send(piece);
         }
-        out.finish()?;
+        if !abandoned.load(Ordering::Acquire) {
+            out.finish()?;
+        }
         Ok::<_, crate::storage::StorageError>(digests)
     });
-    // Owns the sending side, so the writer sees the end of the pieces when this is done.
+    // Owns the spare buffers' receiver (which may not be shared between threads); the sending
+    // side of the pieces is dropped below, once the writer knows whether the body failed.
+    let sender = &pieces;
     let read = async move {
         let mut stream = body.into_data_stream();
         let mut piece = Vec::with_capacity(PIECE);
@@ -229,6 +239,7 @@ async fn receive_chunks(
                 .map_err(|_| ApiError::BadRequest("the body ended before its last byte".into()))?;
             len += frame.len();
             if len > max {
+                super::routes::drain(&mut stream).await;
                 return Err(if max < CHUNKS_LIMIT {
                     too_many_chunks()
                 } else {
@@ -249,7 +260,7 @@ async fn receive_chunks(
                         })
                         .unwrap_or_else(|_| Vec::with_capacity(PIECE));
                     let full = std::mem::replace(&mut piece, next);
-                    if pieces.send(full).await.is_err() {
+                    if sender.send(full).await.is_err() {
                         // The writer failed; its error is the answer.
                         return Ok(len);
                     }
@@ -257,12 +268,15 @@ async fn receive_chunks(
             }
         }
         if !piece.is_empty() {
-            let _ = pieces.send(piece).await;
+            let _ = sender.send(piece).await;
         }
         Ok(len)
     };
     let read = read.await;
-    // The writer finishes (and syncs) what it was given, and is waited for on every path.
+    failed.store(read.is_err(), Ordering::Release);
+    drop(pieces);
+    // The writer finishes (and syncs) what it was given unless the body failed, and is waited
+    // for on every path.
     let written = writer
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;

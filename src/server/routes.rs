@@ -594,9 +594,16 @@ fn oversize(row: Option<&RouteInfo>, req: &Request) -> Option<usize> {
 /// Answers 413 after reading and dropping the body (up to [`DRAIN_LIMIT`] bytes and
 /// [`DRAIN_TIME`]), so that a client still writing sees the answer instead of a reset.
 async fn refuse_oversize(req: Request, limit: usize) -> Response {
+    drain(&mut req.into_body().into_data_stream()).await;
+    tracing::debug!(limit, "refused an oversize body");
+    ApiError::TooLarge.into_response()
+}
+
+/// Reads and drops what is left of a refused body (up to [`DRAIN_LIMIT`] bytes and
+/// [`DRAIN_TIME`]), so that a client still writing sees the answer instead of a reset.
+pub(crate) async fn drain(stream: &mut axum::body::BodyDataStream) {
     use futures_util::StreamExt;
-    let mut stream = req.into_body().into_data_stream();
-    let drain = async {
+    let read = async {
         let mut seen = 0usize;
         while let Some(Ok(frame)) = stream.next().await {
             seen += frame.len();
@@ -605,9 +612,7 @@ async fn refuse_oversize(req: Request, limit: usize) -> Response {
             }
         }
     };
-    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
-    tracing::debug!(limit, "refused an oversize body");
-    ApiError::TooLarge.into_response()
+    let _ = tokio::time::timeout(DRAIN_TIME, read).await;
 }
 
 /// Most bytes of an oversize body read before answering 413.
