@@ -25,6 +25,9 @@ pub(crate) enum Action<'a> {
     Upload(&'a ItemRecord),
     /// Read an item's header and own key package (releases a key package).
     ReadItem(&'a ItemRecord),
+    /// [`Action::ReadItem`] for one item of a listing: audited the same, but the caller makes
+    /// the audit entries durable (one flush for the whole page) before it answers.
+    ReadListedItem(&'a ItemRecord),
     /// Download an item's ciphertext (releases ciphertext).
     ReadChunks(&'a ItemRecord),
     /// Send a message carrying this (committed) item.
@@ -96,7 +99,7 @@ pub(crate) async fn decide(
         }
         Action::Upload(item) => allow_or_404(item.uploader == me.email && !item.committed),
         Action::SendItem(item) => allow_or_404(item.uploader == me.email && item.committed),
-        Action::ReadItem(item) | Action::ReadChunks(item) => {
+        Action::ReadItem(item) | Action::ReadListedItem(item) | Action::ReadChunks(item) => {
             if !item.committed {
                 return Err(ApiError::NotFound);
             }
@@ -108,13 +111,15 @@ pub(crate) async fn decide(
             if !store.has_key_package(&item.id, &me.email)? {
                 return Err(ApiError::NotFound);
             }
-            let what = if matches!(action, Action::ReadItem(_)) {
-                "key_package.release"
-            } else {
+            let what = if matches!(action, Action::ReadChunks(_)) {
                 "ciphertext.release"
+            } else {
+                "key_package.release"
             };
             s.audit(caller, what, &to_hex(&item.id), item.matter.as_ref())?;
-            store.commit().await?;
+            if !matches!(action, Action::ReadListedItem(_)) {
+                store.commit().await?;
+            }
             Ok(())
         }
         Action::ReadMessage(m) => {

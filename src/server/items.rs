@@ -22,7 +22,8 @@ use crate::crypto::{
 };
 use crate::storage::{ItemRecord, Store};
 use crate::wire::api::{
-    CommitItem, ErrorBody, ItemHeader, MAX_CHUNKS_PER_REQUEST, MAX_RECIPIENTS, NewItem, UploadState,
+    CommitItem, ErrorBody, ItemHeader, KeyPackageFor, MAX_CHUNKS_PER_REQUEST, MAX_RECIPIENTS,
+    NewItem, SealedItem, UploadState,
 };
 use crate::wire::to_hex;
 
@@ -39,16 +40,7 @@ pub(crate) async fn create(
     caller: Caller,
     Json(req): Json<NewItem>,
 ) -> Result<(StatusCode, axum::Json<UploadState>), ApiError> {
-    let preamble = STANDARD
-        .decode(req.preamble.trim())
-        .ok()
-        .filter(|b| b.len() == PREAMBLE_LEN)
-        .and_then(|b| Preamble::parse(&b).ok())
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "preamble must be {PREAMBLE_LEN} bytes of base64 in the current format"
-            ))
-        })?;
+    let preamble = parse_preamble(&req.preamble)?;
     let id: [u8; 16] = random()?;
     let now = s.now();
     s.store.put_item(&ItemRecord {
@@ -72,6 +64,143 @@ pub(crate) async fn create(
             received: 0,
         }),
     ))
+}
+
+/// A preamble sent in base64.
+fn parse_preamble(base64: &str) -> Result<Preamble, ApiError> {
+    STANDARD
+        .decode(base64.trim())
+        .ok()
+        .filter(|b| b.len() == PREAMBLE_LEN)
+        .and_then(|b| Preamble::parse(&b).ok())
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "preamble must be {PREAMBLE_LEN} bytes of base64 in the current format"
+            ))
+        })
+}
+
+/// A manifest sent in base64 for the item of `preamble`: it must parse, be signed by the
+/// caller's key and name the preamble's item. Returns it with its bytes.
+fn parse_manifest(
+    caller: &Caller,
+    base64: &str,
+    preamble: &Preamble,
+) -> Result<(Manifest, Vec<u8>), ApiError> {
+    let bytes = STANDARD
+        .decode(base64.trim())
+        .map_err(|_| ApiError::BadRequest("manifest must be base64".into()))?;
+    let manifest = Manifest::parse(&bytes).map_err(|e| {
+        ApiError::Rejected("manifest_invalid", format!("the manifest was refused: {e}"))
+    })?;
+    let uploader = PublicKeys::from_bytes(&caller.account.public_keys)
+        .map_err(|_| ApiError::Internal("stored public keys invalid".into()))?;
+    if manifest.signer() != uploader.ed25519 {
+        return Err(ApiError::Rejected(
+            "signer_mismatch",
+            "the manifest is not signed by your key".into(),
+        ));
+    }
+    if manifest.item_id() != preamble.item_id() {
+        return Err(ApiError::Rejected(
+            "manifest_mismatch",
+            "the manifest belongs to another item than the preamble".into(),
+        ));
+    }
+    Ok((manifest, bytes))
+}
+
+/// A message item sent whole with its message, checked as the upload and the commit would
+/// check it, and not yet stored (see [`store_sealed`]).
+pub(crate) struct SealedUpload {
+    pub(crate) record: ItemRecord,
+    chunk: Vec<u8>,
+    pub(crate) packages: Vec<(String, Vec<u8>)>,
+}
+
+/// Checks a small item sent whole: its preamble, its one short chunk against the signed
+/// manifest, and its key packages. Stores nothing.
+pub(crate) fn check_sealed(
+    s: &AppState,
+    caller: &Caller,
+    sealed: &SealedItem,
+) -> Result<SealedUpload, ApiError> {
+    let preamble = parse_preamble(&sealed.preamble)?;
+    let chunk = STANDARD
+        .decode(sealed.chunk.trim())
+        .ok()
+        .filter(|c| !c.is_empty() && c.len() < SEALED_CHUNK)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "chunk must be 1 to {} bytes of base64 (a larger item is uploaded first)",
+                SEALED_CHUNK - 1
+            ))
+        })?;
+    let (manifest, manifest_bytes) = parse_manifest(caller, &sealed.manifest, &preamble)?;
+    if manifest.chunk_count() != 1 {
+        return Err(ApiError::Rejected(
+            "chunk_count_mismatch",
+            format!(
+                "the manifest lists {} chunks but 1 was sent",
+                manifest.chunk_count()
+            ),
+        ));
+    }
+    manifest
+        .check_chunk(0, &chunk)
+        .map_err(|e| ApiError::Rejected("chunk_mismatch", e.to_string()))?;
+    let packages = key_packages(&s.store, &caller.account.email, &sealed.key_packages)?;
+    let now = s.now();
+    let record = ItemRecord {
+        id: random()?,
+        uploader: caller.account.email.clone(),
+        preamble: preamble.as_bytes().to_vec(),
+        received: 1,
+        received_bytes: chunk.len() as u64,
+        committed: true,
+        manifest: Some(manifest_bytes),
+        created_at: now,
+        updated_at: now,
+        matter: None,
+    };
+    Ok(SealedUpload {
+        record,
+        chunk,
+        packages,
+    })
+}
+
+/// Stores an item checked by [`check_sealed`], committed, with its key packages, counting its
+/// bytes against the caller's quota (refused, with nothing stored, past the quota or into the
+/// free-disk reserve), and audits its commit. Durable at the next flush.
+pub(crate) fn store_sealed(
+    s: &AppState,
+    caller: &Caller,
+    sealed: &SealedUpload,
+) -> Result<(), ApiError> {
+    let len = sealed.record.received_bytes;
+    let limit = s.settings.storage.quota_for(caller.account.role);
+    if let Some(refusal) = reserve_refusal(s, len)? {
+        return Err(refusal);
+    }
+    let id = sealed.record.id;
+    s.store.blobs().put_chunks(&id, 0, &sealed.chunk)?;
+    let refusal = match s
+        .store
+        .put_committed_item(&sealed.record, &sealed.packages, limit)
+    {
+        Ok(Ok(_)) => None,
+        Ok(Err(over)) => Some(over_quota(over.used, over.limit, len)),
+        Err(e) => Some(ApiError::from(e)),
+    };
+    if let Some(refusal) = refusal {
+        if let Err(e) = s.store.blobs().delete_item(&id) {
+            tracing::error!(error = ?e, "could not delete a refused item's chunk");
+        }
+        return Err(refusal);
+    }
+    s.metrics.chunks_received(1, len);
+    s.audit(caller, "item.commit", &to_hex(&id), None)
 }
 
 /// Appends 1 to 128 chunks, which must start at the number already received.
@@ -355,28 +484,9 @@ pub(crate) async fn commit(
     let _guard = s.lock_upload(id)?;
     let mut rec = s.store.item(&id)?.ok_or(ApiError::NotFound)?;
     decide(&s, &caller, Action::Upload(&rec)).await?;
-    let manifest_bytes = STANDARD
-        .decode(req.manifest.trim())
-        .map_err(|_| ApiError::BadRequest("manifest must be base64".into()))?;
-    let manifest = Manifest::parse(&manifest_bytes).map_err(|e| {
-        ApiError::Rejected("manifest_invalid", format!("the manifest was refused: {e}"))
-    })?;
-    let uploader = PublicKeys::from_bytes(&caller.account.public_keys)
-        .map_err(|_| ApiError::Internal("stored public keys invalid".into()))?;
-    if manifest.signer() != uploader.ed25519 {
-        return Err(ApiError::Rejected(
-            "signer_mismatch",
-            "the manifest is not signed by your key".into(),
-        ));
-    }
     let preamble = Preamble::parse(&rec.preamble)
         .map_err(|_| ApiError::Internal("stored preamble invalid".into()))?;
-    if manifest.item_id() != preamble.item_id() {
-        return Err(ApiError::Rejected(
-            "manifest_mismatch",
-            "the manifest belongs to another item than the preamble".into(),
-        ));
-    }
+    let (manifest, manifest_bytes) = parse_manifest(&caller, &req.manifest, &preamble)?;
     if manifest.chunk_count() != rec.received {
         return Err(ApiError::Rejected(
             "chunk_count_mismatch",
@@ -387,7 +497,7 @@ pub(crate) async fn commit(
             ),
         ));
     }
-    let packages = key_packages(&s.store, &caller.account.email, &req)?;
+    let packages = key_packages(&s.store, &caller.account.email, &req.key_packages)?;
     if let Some(refusal) = commit_refusal(&s, &caller, manifest_bytes.len() as u64)? {
         return Err(refusal);
     }
@@ -413,16 +523,16 @@ pub(crate) async fn commit(
 fn key_packages(
     store: &Store,
     uploader: &str,
-    req: &CommitItem,
+    given: &[KeyPackageFor],
 ) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
-    if req.key_packages.len() > MAX_RECIPIENTS + 1 {
+    if given.len() > MAX_RECIPIENTS + 1 {
         return Err(ApiError::BadRequest(format!(
             "at most {} key packages",
             MAX_RECIPIENTS + 1
         )));
     }
-    let mut out: Vec<(String, Vec<u8>)> = Vec::with_capacity(req.key_packages.len());
-    for kp in &req.key_packages {
+    let mut out: Vec<(String, Vec<u8>)> = Vec::with_capacity(given.len());
+    for kp in given {
         let email = super::valid_email(&kp.email)?;
         let package = STANDARD
             .decode(kp.package.trim())
@@ -532,9 +642,19 @@ pub(crate) async fn header(
     let id = parse_id(&item)?;
     let rec = s.store.item(&id)?.ok_or(ApiError::NotFound)?;
     decide(&s, &caller, Action::ReadItem(&rec)).await?;
+    Ok(axum::Json(header_of(&s, &caller, &rec)?))
+}
+
+/// The header of the committed item `rec` for `caller`, who may read it (the caller of this
+/// checked and audited that).
+pub(crate) fn header_of(
+    s: &AppState,
+    caller: &Caller,
+    rec: &ItemRecord,
+) -> Result<ItemHeader, ApiError> {
     let package = s
         .store
-        .key_package(&id, &caller.account.email)?
+        .key_package(&rec.id, &caller.account.email)?
         .ok_or(ApiError::NotFound)?;
     let sender = s
         .store
@@ -544,14 +664,14 @@ pub(crate) async fn header(
         .manifest
         .as_deref()
         .ok_or_else(|| ApiError::Internal("committed item without manifest".into()))?;
-    Ok(axum::Json(ItemHeader {
-        item,
+    Ok(ItemHeader {
+        item: to_hex(&rec.id),
         sender: account_view(&sender)?,
         preamble: STANDARD.encode(&rec.preamble),
         manifest: STANDARD.encode(manifest),
         key_package: STANDARD.encode(package),
         ciphertext_len: rec.received_bytes,
-    }))
+    })
 }
 
 /// Query of a download.

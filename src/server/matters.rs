@@ -197,6 +197,7 @@ pub(crate) async fn messages(
     Ok(axum::Json(MessageList {
         messages: page.iter().map(message_view).collect(),
         next: next.map(|n| to_hex(&n)),
+        headers: Vec::new(),
     }))
 }
 

@@ -8,18 +8,19 @@ use serde::Deserialize;
 use super::authz::{Action, decide};
 use super::error::ApiError;
 use super::extract::{Caller, Json, parse_id};
-use super::{AppState, random, valid_email};
+use super::{AppState, items, random, valid_email};
 use crate::storage::{MatterRecord, MessageRecord};
 use crate::wire::api::{
-    DocumentRef, ErrorBody, MAX_DOCUMENTS, MAX_PAGE, MAX_RECIPIENTS, Message, MessageList, Role,
-    SendMessage,
+    DocumentRef, ErrorBody, ItemHeader, MAX_DOCUMENTS, MAX_PAGE, MAX_RECIPIENTS, Message,
+    MessageList, Role, SendMessage,
 };
 use crate::wire::{from_hex, to_hex};
 
 /// Default page size of a listing.
 const DEFAULT_PAGE: u32 = 50;
 
-/// Sends a committed message item with its committed documents.
+/// Sends a message: its item (committed before, or sent whole in `sealed` when it is one
+/// short chunk, which saves three requests and their flushes) with its committed documents.
 #[utoipa::path(post, path = "/v1/messages", request_body = SendMessage,
     responses((status = 201, body = Message), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 410, body = ErrorBody), (status = 422, body = ErrorBody)),
@@ -65,9 +66,24 @@ pub(crate) async fn send(
         }
         None => None,
     };
-    let item_id = parse_id(&req.item)?;
-    let item = s.store.item(&item_id)?.ok_or(ApiError::NotFound)?;
-    decide(&s, &caller, Action::SendItem(&item)).await?;
+    // The message item: uploaded before, or here whole (stored once everything is checked).
+    let (item, sealed) = match (&req.item, &req.sealed) {
+        (Some(id), None) => {
+            let item = s.store.item(&parse_id(id)?)?.ok_or(ApiError::NotFound)?;
+            decide(&s, &caller, Action::SendItem(&item)).await?;
+            (item, None)
+        }
+        (None, Some(sealed)) => {
+            let sealed = items::check_sealed(&s, &caller, sealed)?;
+            (sealed.record.clone(), Some(sealed))
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "name the message item either by id (`item`) or whole (`sealed`)".into(),
+            ));
+        }
+    };
+    let item_id = item.id;
     let mut items = vec![item];
     let mut documents = Vec::with_capacity(req.documents.len());
     for d in &req.documents {
@@ -81,7 +97,13 @@ pub(crate) async fn send(
     }
     for t in &to {
         for i in &items {
-            if !s.store.has_key_package(&i.id, t)? {
+            let held = match &sealed {
+                Some(sealed) if sealed.record.id == i.id => {
+                    sealed.packages.iter().any(|(email, _)| email == t)
+                }
+                _ => s.store.has_key_package(&i.id, t)?,
+            };
+            if !held {
                 return Err(ApiError::Rejected(
                     "missing_key_package",
                     format!("{t} holds no key package for item {}", to_hex(&i.id)),
@@ -146,7 +168,19 @@ pub(crate) async fn send(
             let current = s.store.matter(m)?.ok_or(ApiError::NotFound)?;
             open_for_additions(&current)?;
         }
-        s.store.put_message_with_notices(&record, &notices)?;
+        if let Some(sealed) = &sealed {
+            items::store_sealed(&s, &caller, sealed)?;
+        }
+        if let Err(e) = s.store.put_message_with_notices(&record, &notices) {
+            if let Some(sealed) = &sealed {
+                // Not acknowledged: give its bytes back rather than keep an item no message
+                // carries.
+                if let Err(e) = s.store.discard_item(&sealed.record.id) {
+                    tracing::error!(error = ?e, "could not delete an unsent message item");
+                }
+            }
+            return Err(e.into());
+        }
         s.audit(
             &caller,
             "message.send",
@@ -211,6 +245,10 @@ pub(crate) struct ListQuery {
     before: Option<String>,
     /// Page size, 1 to 200 (default 50).
     limit: Option<u32>,
+    /// `true`: the answer also carries the headers of the page's items the caller may read,
+    /// each key package release audited as `GET /v1/items/{item}` audits it, with one flush
+    /// for the page instead of one request and one flush per item.
+    headers: Option<bool>,
 }
 
 /// The caller's inbox or sent messages, newest first.
@@ -230,10 +268,43 @@ pub(crate) async fn list(
     let (page, next) =
         s.store
             .message_page(&caller.account.email, sent, cursor.as_deref(), limit)?;
+    let headers = if q.headers == Some(true) {
+        page_headers(&s, &caller, &page).await?
+    } else {
+        Vec::new()
+    };
     Ok(axum::Json(MessageList {
         messages: page.iter().map(view).collect(),
         next: next.map(|n| to_hex(&n)),
+        headers,
     }))
+}
+
+/// The headers of the items of `page` that `caller` may read (an item it may not, such as
+/// one of an expired grant, is left out: its own `GET` gives the reason), each release
+/// audited, all made durable by one flush.
+async fn page_headers(
+    s: &AppState,
+    caller: &Caller,
+    page: &[MessageRecord],
+) -> Result<Vec<ItemHeader>, ApiError> {
+    let mut out = Vec::new();
+    for m in page {
+        for id in std::iter::once(&m.item).chain(m.documents.iter().map(|(d, _)| d)) {
+            let Some(rec) = s.store.item(id)? else {
+                continue;
+            };
+            match decide(s, caller, Action::ReadListedItem(&rec)).await {
+                Ok(()) => out.push(items::header_of(s, caller, &rec)?),
+                Err(ApiError::NotFound | ApiError::AccessExpired(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    if !out.is_empty() {
+        s.store.commit().await?;
+    }
+    Ok(out)
 }
 
 /// One message, for its sender and recipients, and for a grantee of its item while the grant

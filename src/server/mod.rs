@@ -55,7 +55,7 @@ pub use clock::TEST_CLOCK_ENV;
 pub use error::ApiError;
 pub use limits::{Limits, Rate};
 pub use routes::{
-    CHUNKS_LIMIT, COMMIT_LIMIT, JSON_LIMIT, ROUTES, RouteInfo, api_markdown, openapi,
+    CHUNKS_LIMIT, COMMIT_LIMIT, JSON_LIMIT, ROUTES, RouteInfo, SEND_LIMIT, api_markdown, openapi,
 };
 
 pub(crate) use clock::Clock;

@@ -27,6 +27,9 @@ pub const JSON_LIMIT: usize = 64 * 1024;
 pub const CHUNKS_LIMIT: usize = MAX_CHUNKS_PER_REQUEST * SEALED_CHUNK;
 /// Body limit of a commit: the largest manifest in base64 plus key packages.
 pub const COMMIT_LIMIT: usize = 16 * 1024 * 1024;
+/// Body limit of a send: a message item of one short chunk in base64 (88 KiB), its manifest
+/// and up to 65 key packages.
+pub const SEND_LIMIT: usize = 512 * 1024;
 
 /// One row of the route table.
 #[derive(Debug, Clone, Copy)]
@@ -198,9 +201,9 @@ pub const ROUTES: &[RouteInfo] = &[
         "POST",
         "/v1/messages",
         "session; uploader of every item; each recipient holds key packages for all",
-        JSON_LIMIT,
+        SEND_LIMIT,
         Rate::Write,
-        "send a message",
+        "send a message; a message item of one short chunk may come in the request (`sealed`)",
     ),
     route(
         "GET",
@@ -208,7 +211,7 @@ pub const ROUTES: &[RouteInfo] = &[
         "session; the caller's own boxes",
         0,
         Rate::None,
-        "inbox or sent, newest first, paged",
+        "inbox or sent, newest first, paged; `headers=true` adds the items' headers (audited)",
     ),
     route(
         "GET",
@@ -374,7 +377,12 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/v1/items/{item}", get(items::header))
         .route("/v1/items/{item}/chunks", get(items::download))
-        .route("/v1/messages", post(messages::send).get(messages::list))
+        .route(
+            "/v1/messages",
+            post(messages::send)
+                .layer(DefaultBodyLimit::max(SEND_LIMIT))
+                .get(messages::list),
+        )
         .route("/v1/messages/{id}", get(messages::read))
         .route("/v1/matters", post(matters::create).get(matters::list))
         .route("/v1/matters/{id}", get(matters::read))

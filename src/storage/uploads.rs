@@ -99,6 +99,39 @@ impl Store {
         r.map_err(tx_error)
     }
 
+    /// Stores a whole item at once, already committed (a small message item sent with its
+    /// message; its chunk is in the blob store already): the record, its key packages and the
+    /// uploader's usage grown by its bytes, in one transaction. Refuses, writing nothing, if
+    /// the usage would pass `limit` (`Ok(Err(..))`). Not yet durable.
+    pub fn put_committed_item(
+        &self,
+        item: &ItemRecord,
+        packages: &[(String, Vec<u8>)],
+        limit: Option<u64>,
+    ) -> Result<Result<u64, OverQuota>, StorageError> {
+        let key = key_bytes(&item.id);
+        let record = encode(item);
+        let added = i64::try_from(item.received_bytes)
+            .map_err(|_| StorageError::TooLong { tree: "usage" })?;
+        let pk: Vec<(Vec<u8>, Vec<u8>)> = packages
+            .iter()
+            .map(|(email, p)| (super::package_key(&item.id, email), versioned_raw(p)))
+            .collect();
+        let r =
+            (&self.items, &self.key_packages, &self.usage).transaction(|(items, kps, usage)| {
+                let used = match add_usage(usage, &item.uploader, added, limit)? {
+                    Ok(used) => used,
+                    Err(over) => return Ok(Err(over)),
+                };
+                for (k, v) in &pk {
+                    kps.insert(k.as_slice(), v.as_slice())?;
+                }
+                items.insert(key.as_slice(), record.as_slice())?;
+                Ok(Ok(used))
+            });
+        r.map_err(tx_error)
+    }
+
     /// The digests taken as chunks `0..count` of `item` arrived; `None` for a chunk without
     /// one (uploaded by an older version: the caller hashes the stored chunk instead).
     pub fn chunk_digests(
@@ -151,6 +184,19 @@ impl Store {
             }
             _ => Ok(false),
         }
+    }
+
+    /// Deletes an item stored by [`Store::put_committed_item`] whose message was not
+    /// acknowledged after all: its key packages, chunk and record, giving its bytes back. Not
+    /// yet durable.
+    pub fn discard_item(&self, item: &[u8; 16]) -> Result<(), StorageError> {
+        if let Some(rec) = self.item(item)? {
+            for r in self.key_packages.scan_prefix(key_bytes(item)).keys() {
+                self.key_packages.remove(r?)?;
+            }
+            self.remove_item(&rec)?;
+        }
+        Ok(())
     }
 
     /// Deletes an item's chunks and digests, then its record together with its bytes in the

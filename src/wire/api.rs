@@ -230,6 +230,22 @@ pub struct CommitItem {
     pub key_packages: Vec<KeyPackageFor>,
 }
 
+/// A small sealed item sent whole with its message (`SendMessage::sealed`): what `POST
+/// /v1/items`, one chunk request and the commit would carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SealedItem {
+    /// The preamble, base64.
+    pub preamble: String,
+    /// The item's one chunk, shorter than a full chunk (65,552 bytes), base64.
+    pub chunk: String,
+    /// The signed manifest, base64, signed by the sender's key.
+    pub manifest: String,
+    /// One key package per reader, the sender included.
+    pub key_packages: Vec<KeyPackageFor>,
+}
+
 /// `GET /v1/items/{item}`: what a reader needs before the chunks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
@@ -254,8 +270,14 @@ pub struct ItemHeader {
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SendMessage {
-    /// The message item (subject and body in its metadata), hex.
-    pub item: String,
+    /// The message item (subject and body in its metadata), hex, uploaded and committed
+    /// before; or `None` with the item in `sealed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+    /// The message item itself, when its ciphertext is one short chunk (under 65,552 bytes):
+    /// stored, checked and committed with the message, in one request and one flush.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<SealedItem>,
     /// Document items it carries, hex.
     pub documents: Vec<String>,
     /// Recipients' emails. Each must hold a key package for the message and every document.
@@ -313,6 +335,10 @@ pub struct MessageList {
     pub messages: Vec<Message>,
     /// Pass as `before` for the next page; `None` on the last page.
     pub next: Option<String>,
+    /// With `headers=true`: the header (as `GET /v1/items/{item}` gives it) of each message
+    /// item and document of the page that the caller may read, in the page's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<ItemHeader>,
 }
 
 /// `GET /v1/contacts`: the accounts the caller may send to.

@@ -24,6 +24,7 @@ mod limits;
 mod matrix;
 mod notices;
 mod quotas;
+mod sealed_send;
 mod statements;
 mod support;
 mod tidy;
