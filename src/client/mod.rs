@@ -1109,20 +1109,22 @@ impl UploadTransport for HttpUpload<'_> {
         // retry signs in again.
         let (token, _) = self.client.token().ok()?;
         let http = self.client.http.clone();
-        Some(Box::new(move |item: &str, first: u32, body: &[u8]| {
-            read_json(
-                http.send(
-                    http.request(
-                        Method::PUT,
-                        &format!("/items/{item}/chunks/{first}"),
-                        Some(&token),
-                    )
-                    .timeout(UPLOAD_TIMEOUT)
-                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                    .body(body.to_vec()),
-                )?,
-            )
-        }))
+        Some(std::sync::Arc::new(
+            move |item: &str, first: u32, body: bytes::Bytes| {
+                read_json(
+                    http.send(
+                        http.request(
+                            Method::PUT,
+                            &format!("/items/{item}/chunks/{first}"),
+                            Some(&token),
+                        )
+                        .timeout(UPLOAD_TIMEOUT)
+                        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                        .body(body),
+                    )?,
+                )
+            },
+        ))
     }
 }
 

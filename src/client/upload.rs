@@ -1,16 +1,22 @@
 //! Upload while sealing: a [`ChunkSink`] that starts the upload when it receives the preamble
 //! and sends chunks in requests of up to [`MAX_CHUNKS_PER_REQUEST`], so nothing is written to
-//! disk and memory stays at two requests (about 2 MiB) besides the sealer's own batch.
+//! disk and memory stays at a few requests besides the sealer's own batch.
 //!
-//! Requests are pipelined with sealing: while one batch is on its way (on a sender thread,
-//! when the transport offers one), the next is sealed. A failed request is retried on the
-//! calling thread after asking the server how many chunks it holds; since the batch is kept
-//! until it is acknowledged, it resumes from anywhere inside that batch.
+//! Requests are pipelined with sealing and with each other: while up to [`IN_FLIGHT`]
+//! requests are on their way (each on its own thread, when the transport offers a sender),
+//! the next batch is sealed. The server writes and syncs each request's chunks as they come
+//! and records them in order, so one request's sync overlaps the next one's transfer. Answers
+//! are taken oldest first; a failed request is retried on the calling thread after asking the
+//! server how many chunks it holds, and since each batch is kept until it is acknowledged, the
+//! upload resumes from anywhere inside it.
 
+use std::collections::VecDeque;
 use std::io;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use super::ClientError;
 use crate::crypto::{ChunkSink, Preamble};
@@ -19,6 +25,9 @@ use crate::wire::api::{MAX_CHUNKS_PER_REQUEST, UploadState};
 /// Attempts per batch (the first try and the retries).
 const ATTEMPTS: usize = 3;
 
+/// Requests of one upload on their way at once.
+const IN_FLIGHT: usize = 2;
+
 /// Chunks in the first request of an upload (1 MiB).
 const FIRST_BATCH: usize = 16;
 /// A request answered within this grows the next ones.
@@ -26,9 +35,9 @@ const GROW_BELOW: Duration = Duration::from_secs(2);
 /// A request that took longer than this shrinks the next ones.
 const SHRINK_AFTER: Duration = Duration::from_secs(20);
 
-/// One `PUT /v1/items/{item}/chunks/{first}` that can run on another thread.
+/// One `PUT /v1/items/{item}/chunks/{first}`, callable from several threads at once.
 pub(crate) type PutChunks =
-    Box<dyn FnMut(&str, u32, &[u8]) -> Result<UploadState, ClientError> + Send>;
+    Arc<dyn Fn(&str, u32, Bytes) -> Result<UploadState, ClientError> + Send + Sync>;
 
 /// What the sink needs from the server. The real one speaks HTTPS; tests use a mock.
 pub(crate) trait UploadTransport {
@@ -45,8 +54,8 @@ pub(crate) trait UploadTransport {
     fn state(&mut self, item: &str) -> Result<UploadState, ClientError>;
     /// Called with the bytes of ciphertext the server acknowledged.
     fn progress(&mut self, _bytes: u64) {}
-    /// A `PUT` for a sender thread, so that sealing goes on while a batch travels; `None`
-    /// sends each batch from the calling thread. Its failures are retried by `put_chunks`.
+    /// A `PUT` for sender threads, so that sealing goes on while batches travel; `None` sends
+    /// each batch from the calling thread. Its failures are retried by `put_chunks`.
     fn sender(&mut self) -> Option<PutChunks> {
         None
     }
@@ -68,70 +77,14 @@ impl Batch {
     }
 }
 
-/// A batch handed to the sender thread, and what became of it.
-struct Job {
-    item: String,
-    batch: Batch,
-}
-
-struct Done {
-    batch: Batch,
-    result: Result<UploadState, ClientError>,
-    /// How long the request took.
-    took: Duration,
-}
-
-/// The sender thread: one batch in flight at a time.
-struct Sender {
-    jobs: Option<SyncSender<Job>>,
-    done: Receiver<Done>,
-    thread: Option<JoinHandle<()>>,
-    in_flight: bool,
-}
-
-impl Sender {
-    fn start(mut put: PutChunks) -> io::Result<Self> {
-        let (jobs, job_rx) = sync_channel::<Job>(1);
-        let (done_tx, done) = sync_channel::<Done>(1);
-        let thread = std::thread::Builder::new()
-            .name("attache-upload".into())
-            .spawn(move || {
-                for Job { item, batch } in job_rx {
-                    let started = Instant::now();
-                    let result = put(&item, batch.first, &batch.bytes);
-                    let took = started.elapsed();
-                    if done_tx
-                        .send(Done {
-                            batch,
-                            result,
-                            took,
-                        })
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            })?;
-        Ok(Self {
-            jobs: Some(jobs),
-            done,
-            thread: Some(thread),
-            in_flight: false,
-        })
-    }
-}
-
-impl Drop for Sender {
-    fn drop(&mut self) {
-        self.jobs = None;
-        // Answers no one will read: let the thread finish its request and leave.
-        while self.in_flight && self.done.recv().is_ok() {
-            self.in_flight = false;
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// A batch on its way, on its own thread.
+struct Pending {
+    first: u32,
+    starts: Vec<usize>,
+    /// The body, shared with the request (kept for a retry).
+    bytes: Bytes,
+    /// The answer and how long it took.
+    request: JoinHandle<(Result<UploadState, ClientError>, Duration)>,
 }
 
 /// Batches sealed chunks into upload requests.
@@ -147,9 +100,21 @@ pub(crate) struct UploadSink<T> {
     /// pays few syncs per GiB and a slow one still sends each request well inside the
     /// server's body deadline.
     batch_chunks: usize,
-    sender: Option<Sender>,
+    /// The transport's sender, if it has one.
+    put: Option<PutChunks>,
+    /// Requests on their way, oldest first.
+    in_flight: VecDeque<Pending>,
     /// The failure behind an `io::Error` handed to the sealer.
     error: Option<ClientError>,
+}
+
+impl<T> Drop for UploadSink<T> {
+    fn drop(&mut self) {
+        // Answers no one will read: let the requests finish and their threads leave.
+        for pending in self.in_flight.drain(..) {
+            let _ = pending.request.join();
+        }
+    }
 }
 
 impl<T: UploadTransport> UploadSink<T> {
@@ -164,7 +129,8 @@ impl<T: UploadTransport> UploadSink<T> {
             },
             spare: Vec::new(),
             batch_chunks: FIRST_BATCH,
-            sender: None,
+            put: None,
+            in_flight: VecDeque::new(),
             error: None,
         }
     }
@@ -172,7 +138,9 @@ impl<T: UploadTransport> UploadSink<T> {
     /// Sends what is left and returns the item id.
     pub(crate) fn finish(mut self) -> Result<String, ClientError> {
         self.dispatch()?;
-        self.settle()?;
+        while !self.in_flight.is_empty() {
+            self.settle_oldest()?;
+        }
         self.item
             .take()
             .ok_or_else(|| ClientError::Protocol("sealing produced no preamble".into()))
@@ -189,8 +157,8 @@ impl<T: UploadTransport> UploadSink<T> {
             .ok_or_else(|| ClientError::Protocol("a chunk came before the preamble".into()))
     }
 
-    /// Sends the collected batch: to the sender thread once the batch before it is
-    /// acknowledged, or right here.
+    /// Sends the collected batch: on a thread of its own once fewer than [`IN_FLIGHT`]
+    /// requests are on their way, or right here.
     fn dispatch(&mut self) -> Result<(), ClientError> {
         if self.batch.starts.is_empty() {
             return Ok(());
@@ -203,42 +171,71 @@ impl<T: UploadTransport> UploadSink<T> {
         };
         let batch = std::mem::replace(&mut self.batch, next);
         self.batch.bytes.clear();
-        self.settle()?;
-        match &mut self.sender {
-            Some(sender) => {
-                let jobs = sender.jobs.as_ref().expect("the sender is running");
-                if jobs.send(Job { item, batch }).is_err() {
-                    return Err(ClientError::Protocol("the upload thread stopped".into()));
-                }
-                sender.in_flight = true;
+        while self.in_flight.len() >= IN_FLIGHT {
+            self.settle_oldest()?;
+        }
+        let Some(put) = self.put.clone() else {
+            return self.send_here(&item, batch);
+        };
+        let bytes = Bytes::from(batch.bytes);
+        let (body, target, first) = (bytes.clone(), item.clone(), batch.first);
+        let spawned = std::thread::Builder::new()
+            .name("attache-upload".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let result = put(&target, first, body);
+                (result, started.elapsed())
+            });
+        match spawned {
+            Ok(request) => {
+                self.in_flight.push_back(Pending {
+                    first: batch.first,
+                    starts: batch.starts,
+                    bytes,
+                    request,
+                });
                 Ok(())
             }
-            None => {
-                let started = Instant::now();
-                let result = self.transport.put_chunks(&item, batch.first, &batch.bytes);
-                if result.is_ok() {
-                    self.adapt(batch.starts.len(), started.elapsed());
-                }
-                self.acknowledged(&item, batch, result)
-            }
+            // Without a thread, from here: slower, not wrong.
+            Err(_) => self.send_here(
+                &item,
+                Batch {
+                    first: batch.first,
+                    bytes: Vec::from(bytes),
+                    starts: batch.starts,
+                },
+            ),
         }
     }
 
-    /// Waits for the batch in flight, if any, and retries it here if it failed.
-    fn settle(&mut self) -> Result<(), ClientError> {
-        let Some(sender) = self.sender.as_mut().filter(|s| s.in_flight) else {
+    /// Sends `batch` from the calling thread and takes the answer.
+    fn send_here(&mut self, item: &str, batch: Batch) -> Result<(), ClientError> {
+        let started = Instant::now();
+        let result = self.transport.put_chunks(item, batch.first, &batch.bytes);
+        if result.is_ok() {
+            self.adapt(batch.starts.len(), started.elapsed());
+        }
+        self.acknowledged(item, batch, result)
+    }
+
+    /// Waits for the oldest request on its way, and retries it here if it failed.
+    fn settle_oldest(&mut self) -> Result<(), ClientError> {
+        let Some(pending) = self.in_flight.pop_front() else {
             return Ok(());
         };
-        let done = sender.done.recv();
-        sender.in_flight = false;
-        let Done {
-            batch,
-            result,
-            took,
-        } = done.map_err(|_| ClientError::Protocol("the upload thread stopped".into()))?;
+        let (result, took) = pending
+            .request
+            .join()
+            .map_err(|_| ClientError::Protocol("the upload thread stopped".into()))?;
         if result.is_ok() {
-            self.adapt(batch.starts.len(), took);
+            self.adapt(pending.starts.len(), took);
         }
+        let batch = Batch {
+            first: pending.first,
+            // The request is over, so the buffer is the batch's alone again (not copied).
+            bytes: Vec::from(pending.bytes),
+            starts: pending.starts,
+        };
         let item = self.item()?;
         self.acknowledged(&item, batch, result)
     }
@@ -262,7 +259,8 @@ impl<T: UploadTransport> UploadSink<T> {
     ) -> Result<(), ClientError> {
         let end = batch.end();
         let mut last_error = match result {
-            Ok(state) if state.received == end => None,
+            // A later request may have been recorded too.
+            Ok(state) if state.received >= end => None,
             Ok(state) => {
                 return Err(ClientError::Protocol(format!(
                     "the server acknowledged {} chunks, expected {end}",
@@ -274,18 +272,20 @@ impl<T: UploadTransport> UploadSink<T> {
         for _ in 1..ATTEMPTS {
             let Some(e) = last_error.take() else { break };
             // A refusal (4xx, or 507: over a quota, the upload discarded) will not change on
-            // retry.
-            if let ClientError::Api { status, .. } = &e {
-                if *status < 500 || *status == 507 {
+            // retry; but a request that came ahead of one that failed is refused with
+            // `wrong_offset`, and goes again from where the server is.
+            if let ClientError::Api { status, code, .. } = &e {
+                let behind_a_failure = *status == 409 && code == "wrong_offset";
+                if (*status < 500 || *status == 507) && !behind_a_failure {
                     return Err(e);
                 }
             }
             // Ask where the server is: the failed request may have landed after all.
             let from = match self.transport.state(item) {
-                Ok(state) if (batch.first..=end).contains(&state.received) => state.received,
+                Ok(state) if state.received >= batch.first => state.received.min(end),
                 Ok(state) => {
                     return Err(ClientError::Protocol(format!(
-                        "the server holds {} chunks, expected {}..={end}",
+                        "the server holds {} chunks, expected {} or more",
                         state.received, batch.first
                     )));
                 }
@@ -302,7 +302,7 @@ impl<T: UploadTransport> UploadSink<T> {
                 .transport
                 .put_chunks(item, from, &batch.bytes[offset..])
             {
-                Ok(state) if state.received == end => {}
+                Ok(state) if state.received >= end => {}
                 Ok(state) => {
                     return Err(ClientError::Protocol(format!(
                         "the server acknowledged {} chunks, expected {end}",
@@ -332,10 +332,7 @@ impl<T: UploadTransport> ChunkSink for UploadSink<T> {
         match self.transport.start(preamble.as_bytes()) {
             Ok(state) if state.received == 0 => {
                 self.item = Some(state.item);
-                if let Some(put) = self.transport.sender() {
-                    // Without a thread, batches go from here: slower, not wrong.
-                    self.sender = Sender::start(put).ok();
-                }
+                self.put = self.transport.sender();
                 Ok(())
             }
             Ok(_) => Err(self.fail(ClientError::Protocol(
@@ -360,7 +357,7 @@ impl<T: UploadTransport> ChunkSink for UploadSink<T> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::sync::{Condvar, Mutex};
 
     use super::*;
     use crate::crypto::{Identity, Metadata, Parallelism, SealedChunks, seal_item};
@@ -394,9 +391,11 @@ mod tests {
         }
     }
 
-    /// The mock as a transport; `pipelined` offers a sender thread.
+    /// The mock as a transport; `pipelined` offers sender threads.
     struct Mock {
         server: Arc<Mutex<MockServer>>,
+        /// Told whenever the server records chunks.
+        turn: Arc<Condvar>,
         pipelined: bool,
     }
 
@@ -430,10 +429,18 @@ mod tests {
         }
 
         fn sender(&mut self) -> Option<PutChunks> {
-            let server = self.server.clone();
+            let (server, turn) = (self.server.clone(), self.turn.clone());
             self.pipelined.then(|| {
-                Box::new(move |_: &str, first: u32, body: &[u8]| {
-                    server.lock().unwrap().put(first, body)
+                // Like the server, a request that comes ahead waits until the chunks before
+                // it are recorded.
+                Arc::new(move |_: &str, first: u32, body: Bytes| {
+                    let mut s = server.lock().unwrap();
+                    while s.received < first {
+                        s = turn.wait(s).unwrap();
+                    }
+                    let answer = s.put(first, &body);
+                    turn.notify_all();
+                    answer
                 }) as PutChunks
             })
         }
@@ -459,6 +466,7 @@ mod tests {
         let identity = Identity::generate().unwrap();
         let mut sink = UploadSink::new(Mock {
             server: shared.clone(),
+            turn: Arc::default(),
             pipelined,
         });
         let sealed = seal_item(
@@ -493,10 +501,10 @@ mod tests {
             let mut server = MockServer::default();
             upload_with(&content, &mut server, pipelined);
             let sent: Vec<usize> = server.puts.iter().map(|p| p.1).collect();
-            // Without a sender thread each answer sizes the next request; with one, a request
-            // is collected while the one before is in flight, so it grows a step later.
+            // Without sender threads each answer sizes the next request; with them, a request
+            // is collected while the two before it are in flight, so it grows two steps later.
             let growth: &[usize] = if pipelined {
-                &[16, 16, 32, 32, 64, 64]
+                &[16, 16, 16, 32, 32, 32, 64, 64, 64]
             } else {
                 &[16, 32, 64]
             };
@@ -518,6 +526,7 @@ mod tests {
     fn a_slow_answer_halves_the_requests_and_a_quick_one_doubles_them() {
         let mut sink = UploadSink::new(Mock {
             server: Arc::default(),
+            turn: Arc::default(),
             pipelined: false,
         });
         sink.batch_chunks = MAX_CHUNKS_PER_REQUEST;

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use super::authz::{Action, decide};
 use super::error::ApiError;
 use super::extract::{Caller, Json, OctetStream, parse_id};
+use super::inflight::{AHEAD, Claim, wrong_offset};
 use super::routes::CHUNKS_LIMIT;
 use super::{AppState, account_view, random};
 use crate::crypto::{
@@ -203,14 +204,18 @@ pub(crate) fn store_sealed(
     s.audit(caller, "item.commit", &to_hex(&id), None)
 }
 
-/// Appends 1 to 128 chunks, which must start at the number already received.
+/// Appends 1 to 128 chunks, which start at the number already received, or up to 256 chunks
+/// ahead of it while the requests carrying the chunks between are in flight (a request ahead
+/// must declare its length; it is written and synced at once and recorded in its turn, see
+/// `inflight`).
 ///
 /// The body is streamed: each piece of [`PIECE`] bytes is written as it arrives (on a
 /// blocking thread, while the next piece is read), and each chunk's BLAKE3 digest is taken
 /// then and kept until the commit, which checks the signed manifest without reading the
 /// ciphertext back. The chunks are durable (one `fdatasync` per request) before the item
 /// record counts them, and the answer waits for the record's flush. A request that fails
-/// part way leaves the record as it was; the next request overwrites what it wrote.
+/// part way leaves the record as it was; the next request overwrites what it wrote, and the
+/// commit cuts anything written past the last chunk.
 #[utoipa::path(put, path = "/v1/items/{item}/chunks/{first}",
     params(("item" = String, Path, description = "item id"), ("first" = u32, Path, description = "index of the first chunk in the body")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
@@ -225,28 +230,16 @@ pub(crate) async fn put_chunks(
     body: OctetStream,
 ) -> Result<axum::Json<UploadState>, ApiError> {
     let id = parse_id(&item)?;
-    let _guard = s.lock_upload(id)?;
-    let rec = s.store.item(&id)?.ok_or(ApiError::NotFound)?;
-    decide(&s, &caller, Action::Upload(&rec)).await?;
-    if first != rec.received {
-        return Err(ApiError::Conflict(
-            "wrong_offset",
-            format!("the upload is at chunk {}; resume from there", rec.received),
-        ));
-    }
-    if rec.received_bytes != u64::from(rec.received) * SEALED_CHUNK as u64 {
-        return Err(ApiError::Conflict(
-            "upload_complete",
-            "the last chunk received was short, so it was the item's last; commit the upload"
-                .into(),
-        ));
-    }
     let limit = s.settings.storage.quota_for(caller.account.role);
-    // With a declared length, everything is checked before a byte is read; a chunked body
-    // is checked as it arrives and once it is in.
-    if let Some(len) = body.declared {
-        check_body(&s, &caller, &id, first, len, limit).await?;
-    }
+    let mut claim = match claim_chunks(&s, &caller, id, first, body.declared, limit).await {
+        Ok(claim) => claim,
+        Err(e) => {
+            // Read (and drop) what the client is still sending, so that it sees this answer
+            // rather than a reset stream.
+            super::routes::drain(&mut body.body.into_data_stream()).await;
+            return Err(e);
+        }
+    };
     let room = MAX_CHUNKS.saturating_sub(first) as usize * SEALED_CHUNK;
     let deadline = body.deadline;
     let stored = tokio::time::timeout_at(
@@ -261,6 +254,11 @@ pub(crate) async fn put_chunks(
     if body.declared.is_none() {
         check_body(&s, &caller, &id, first, len, limit).await?;
     }
+    // The chunks are on disk; they are recorded once every chunk before them is.
+    let rec = tokio::time::timeout_at(deadline, claim.turn(&s.store))
+        .await
+        .map_err(|_| ApiError::Timeout)??;
+    upload_open(&rec)?;
     let mut new = rec.clone();
     new.received += count;
     new.received_bytes += len;
@@ -269,12 +267,60 @@ pub(crate) async fn put_chunks(
         // Another upload of the same account took the room meanwhile.
         return Err(discard(&s, &id, over_quota(over.used, over.limit, len)).await);
     }
+    claim.recorded();
     s.store.commit().await?;
     s.metrics.chunks_received(u64::from(count), len);
     Ok(axum::Json(UploadState {
         item,
         received: new.received,
     }))
+}
+
+/// Checks a chunk request before its body is read, and claims its chunks (see `inflight`).
+async fn claim_chunks(
+    s: &AppState,
+    caller: &Caller,
+    id: [u8; 16],
+    first: u32,
+    declared: Option<u64>,
+    limit: Option<u64>,
+) -> Result<Claim, ApiError> {
+    let rec = s.store.item(&id)?.ok_or(ApiError::NotFound)?;
+    decide(s, caller, Action::Upload(&rec)).await?;
+    // A request may come ahead of the one being recorded, if it says how many chunks it
+    // carries.
+    let ahead = first > rec.received && first - rec.received <= AHEAD && declared.is_some();
+    if first != rec.received && !ahead {
+        return Err(wrong_offset(rec.received));
+    }
+    upload_open(&rec)?;
+    // With a declared length, everything is checked before a byte is read; a chunked body
+    // is checked as it arrives and once it is in.
+    let claimed = match declared {
+        Some(len) => {
+            check_body(s, caller, &id, first, len, limit).await?;
+            first..first.saturating_add(chunks_in(len))
+        }
+        None => first..MAX_CHUNKS,
+    };
+    s.uploads.claim(id, claimed)
+}
+
+/// Refuses more chunks after a short one: it was the item's last.
+fn upload_open(rec: &ItemRecord) -> Result<(), ApiError> {
+    if rec.received_bytes != u64::from(rec.received) * SEALED_CHUNK as u64 {
+        return Err(ApiError::Conflict(
+            "upload_complete",
+            "the last chunk received was short, so it was the item's last; commit the upload"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Chunks in a body of `len` bytes.
+fn chunks_in(len: u64) -> u32 {
+    u32::try_from(len.div_ceil(SEALED_CHUNK as u64)).unwrap_or(u32::MAX)
 }
 
 /// Bytes written to the blob store at a time: 16 chunks.
@@ -481,7 +527,7 @@ pub(crate) async fn commit(
     Json(req): Json<CommitItem>,
 ) -> Result<axum::Json<UploadState>, ApiError> {
     let id = parse_id(&item)?;
-    let _guard = s.lock_upload(id)?;
+    let _hold = s.uploads.commit(id)?;
     let mut rec = s.store.item(&id)?.ok_or(ApiError::NotFound)?;
     decide(&s, &caller, Action::Upload(&rec)).await?;
     let preamble = Preamble::parse(&rec.preamble)
@@ -503,10 +549,13 @@ pub(crate) async fn commit(
     }
     let store = s.store.clone();
     let (count, bytes) = (rec.received, rec.received_bytes);
-    let checked =
-        tokio::task::spawn_blocking(move || check_chunks(&store, &id, &manifest, count, bytes))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let checked = tokio::task::spawn_blocking(move || {
+        check_chunks(&store, &id, &manifest, count, bytes)?;
+        // Whatever a failed request left past the last chunk goes, durably.
+        Ok::<_, ApiError>(store.blobs().trim(&id, count, bytes)?)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
     checked?;
     rec.committed = true;
     rec.manifest = Some(manifest_bytes);

@@ -22,6 +22,7 @@ pub mod control;
 mod error;
 mod extract;
 mod grants;
+mod inflight;
 mod items;
 mod limits;
 mod matters;
@@ -32,7 +33,6 @@ mod signatures;
 mod sweep;
 mod tls;
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -174,27 +174,13 @@ pub(crate) struct AppState {
     /// Held while a matter's state is checked and something is added to it or its state
     /// changes, so that nothing joins a matter that is being closed or deleted.
     matters: Arc<Mutex<()>>,
-    uploads: Arc<Mutex<HashSet<[u8; 16]>>>,
+    /// Requests in flight on each upload.
+    pub(crate) uploads: inflight::InFlight,
 }
 
 /// The client's address, attached to every request by the accept loop.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Peer(pub(crate) SocketAddr);
-
-/// Held while a request changes an upload; concurrent changes get `409 upload_busy`.
-pub(crate) struct UploadGuard {
-    uploads: Arc<Mutex<HashSet<[u8; 16]>>>,
-    id: [u8; 16],
-}
-
-impl Drop for UploadGuard {
-    fn drop(&mut self) {
-        self.uploads
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&self.id);
-    }
-}
 
 impl AppState {
     /// The server clock's current time, in seconds.
@@ -235,25 +221,6 @@ impl AppState {
         self.store
             .checkpoint(self.now(), &move |m: &[u8]| key.sign(m))?;
         Ok(())
-    }
-
-    pub(crate) fn lock_upload(&self, id: [u8; 16]) -> Result<UploadGuard, ApiError> {
-        let inserted = self
-            .uploads
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(id);
-        if inserted {
-            Ok(UploadGuard {
-                uploads: self.uploads.clone(),
-                id,
-            })
-        } else {
-            Err(ApiError::Conflict(
-                "upload_busy",
-                "another request is changing this upload".into(),
-            ))
-        }
     }
 }
 
@@ -348,7 +315,7 @@ impl Server {
             clock,
             audit_key,
             matters: Arc::default(),
-            uploads: Arc::default(),
+            uploads: inflight::InFlight::default(),
         };
         let bootstrap_invite = if state.store.is_empty()? {
             let (url, _) =

@@ -163,7 +163,7 @@ pub const ROUTES: &[RouteInfo] = &[
         "session; uploader of the uncommitted item, else 404",
         CHUNKS_LIMIT,
         Rate::Chunks,
-        "append 1 to 128 sealed chunks at `received`",
+        "store 1 to 128 sealed chunks at `received`, or ahead of it while the requests before are in flight (recorded in order)",
     ),
     route(
         "GET",

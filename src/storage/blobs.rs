@@ -64,6 +64,9 @@ pub trait BlobStore: Send + Sync {
         }
         Ok(Some(out))
     }
+    /// Removes whatever is stored of `item` past its `count` chunks of `len` bytes in all
+    /// (left by requests that failed part way), durably.
+    fn trim(&self, item: &[u8; 16], count: u32, len: u64) -> Result<(), StorageError>;
     /// How many chunks of `item` are stored.
     fn count(&self, item: &[u8; 16]) -> Result<usize, StorageError>;
     /// Deletes every chunk of `item`, durably once [`super::Store::commit`] returns; returns
@@ -76,7 +79,8 @@ pub trait ChunkWriter: Send {
     /// Writes the next chunks, back to back: whole chunks of [`SEALED_CHUNK`] bytes, but for a
     /// short last chunk of the item in the last piece.
     fn write(&mut self, bytes: &[u8]) -> Result<(), StorageError>;
-    /// Makes what was written durable and cuts off anything stored after it.
+    /// Makes what was written durable. Chunks stored after it stay (a request ahead of this
+    /// one may have written them); [`BlobStore::trim`] removes any left over at the commit.
     fn finish(self: Box<Self>) -> Result<(), StorageError>;
 }
 
@@ -181,6 +185,17 @@ impl BlobStore for SledBlobs {
         Ok(self.tree.get(chunk_key(item, index))?.map(|v| v.to_vec()))
     }
 
+    fn trim(&self, item: &[u8; 16], count: u32, _len: u64) -> Result<(), StorageError> {
+        for r in self
+            .tree
+            .range(chunk_key(item, count)..chunk_key(item, u32::MAX))
+            .keys()
+        {
+            self.tree.remove(r?)?;
+        }
+        Ok(())
+    }
+
     fn count(&self, item: &[u8; 16]) -> Result<usize, StorageError> {
         let mut n = 0;
         for r in self.tree.scan_prefix(Self::prefix(item)).keys() {
@@ -203,9 +218,10 @@ impl BlobStore for SledBlobs {
 /// One file per item, `DATA/chunks/XX/ID` (`ID` the item id in hex, `XX` its first byte),
 /// holding the chunks back to back: chunk `i` starts at `i × SEALED_CHUNK`, so no index is
 /// needed. A write is `pwrite` of the request's chunks at their offset (in pieces as they
-/// arrive, through [`BlobStore::writer`]), `ftruncate` to their end (so bytes left by an
-/// unacknowledged request never trail the last chunk) and one `fdatasync`; a new file's
-/// directory is synced too, as is a directory after a deletion.
+/// arrive, through [`BlobStore::writer`]) and one `fdatasync`; requests of one upload may
+/// write their ranges at the same time. The commit cuts the file after the last chunk (bytes
+/// left by a request that failed part way never trail it, see [`BlobStore::trim`]); a new
+/// file's directory is synced too, as is a directory after a deletion.
 /// The directory is not sled's `DATA/blobs/`, which sled owns.
 ///
 /// An item whose first write is a single short chunk is complete in that chunk (only the
@@ -297,9 +313,10 @@ fn offset(index: u32) -> u64 {
 
 impl BlobStore for FileBlobs {
     fn put_chunks(&self, item: &[u8; 16], first: u32, bytes: &[u8]) -> Result<(), StorageError> {
-        let mut out = self.writer(item, first)?;
+        let mut out = FileWriter::new(self, item, first);
+        out.cut = true;
         out.write(bytes)?;
-        out.finish()
+        Box::new(out).finish()
     }
 
     fn writer<'a>(
@@ -307,13 +324,7 @@ impl BlobStore for FileBlobs {
         item: &[u8; 16],
         first: u32,
     ) -> Result<Box<dyn ChunkWriter + 'a>, StorageError> {
-        Ok(Box::new(FileWriter {
-            blobs: self,
-            item: *item,
-            first,
-            at: offset(first),
-            file: None,
-        }))
+        Ok(Box::new(FileWriter::new(self, item, first)))
     }
 
     fn put_chunk(&self, item: &[u8; 16], index: u32, bytes: &[u8]) -> Result<(), StorageError> {
@@ -356,6 +367,20 @@ impl BlobStore for FileBlobs {
         Ok(Some(out))
     }
 
+    fn trim(&self, item: &[u8; 16], count: u32, len: u64) -> Result<(), StorageError> {
+        match OpenOptions::new().write(true).open(self.path(item)) {
+            Ok(file) => {
+                if file.metadata()?.len() > len {
+                    file.set_len(len)?;
+                    file.sync_data()?;
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => self.small.trim(item, count, len),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     fn count(&self, item: &[u8; 16]) -> Result<usize, StorageError> {
         match self.open_file(item)? {
             Some(f) => Ok(chunks_in(f.metadata()?.len()) as usize),
@@ -379,9 +404,9 @@ impl BlobStore for FileBlobs {
 }
 
 /// Writes pieces at their offset as they come (`pwrite`, no sync), so the kernel writes them
-/// back while the rest of the body arrives; `finish` cuts the file at the end of what was
-/// written (bytes left by an unacknowledged request never trail the last chunk) and
-/// `fdatasync`s it once. An item that is one short chunk goes to sled, as in `put_chunks`.
+/// back while the rest of the body arrives; `finish` `fdatasync`s the file once (for
+/// `put_chunks`, after cutting it at the end of what was written). An item that is one short
+/// chunk goes to sled.
 struct FileWriter<'a> {
     blobs: &'a FileBlobs,
     item: [u8; 16],
@@ -389,6 +414,21 @@ struct FileWriter<'a> {
     /// Where the next piece goes.
     at: u64,
     file: Option<File>,
+    /// Cut the file after the last piece (`put_chunks`: replace everything from `first` on).
+    cut: bool,
+}
+
+impl<'a> FileWriter<'a> {
+    fn new(blobs: &'a FileBlobs, item: &[u8; 16], first: u32) -> Self {
+        Self {
+            blobs,
+            item: *item,
+            first,
+            at: offset(first),
+            file: None,
+            cut: false,
+        }
+    }
 }
 
 impl ChunkWriter for FileWriter<'_> {
@@ -411,7 +451,9 @@ impl ChunkWriter for FileWriter<'_> {
 
     fn finish(self: Box<Self>) -> Result<(), StorageError> {
         if let Some(file) = self.file {
-            file.set_len(self.at)?;
+            if self.cut {
+                file.set_len(self.at)?;
+            }
             file.sync_data()?;
         }
         Ok(())

@@ -23,6 +23,7 @@ mod legal_api;
 mod limits;
 mod matrix;
 mod notices;
+mod pipelined;
 mod quotas;
 mod sealed_send;
 mod statements;

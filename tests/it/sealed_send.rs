@@ -365,14 +365,20 @@ fn a_listing_with_headers_carries_each_readable_header_and_audits_each_release()
     let (status, listed) = w.call(&w.carol, "GET", "/v1/messages?box=inbox&headers=true", None);
     assert_eq!(status, 200, "{listed}");
     let headers = listed["headers"].as_array().unwrap();
-    // Newest first, as the messages; each exactly what the item's own request gives.
+    // In the order of the messages listed; each exactly what the item's own request gives.
     assert_eq!(headers.len(), 2, "{listed}");
-    for (header, item) in headers.iter().zip(items.iter().rev()) {
-        assert_eq!(header["item"], item.as_str());
+    let mut seen = Vec::new();
+    for (header, m) in headers.iter().zip(listed["messages"].as_array().unwrap()) {
+        assert_eq!(header["item"], m["item"]);
+        let item = header["item"].as_str().unwrap();
+        seen.push(item.to_owned());
         let (status, own) = w.call(&w.carol, "GET", &format!("/v1/items/{item}"), None);
         assert_eq!(status, 200, "{own}");
         assert_eq!(header, &own);
     }
+    seen.sort();
+    items.sort();
+    assert_eq!(seen, items);
     // Each release is in the audit log: one from the listing, one from the item's request.
     for item in &items {
         assert_eq!(releases(item), 2, "{item}");

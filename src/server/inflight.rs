@@ -1,0 +1,244 @@
+//! Requests in flight on each upload: the chunk ranges being received, and the order in which
+//! they are recorded.
+//!
+//! A client may send the next request of an upload before the previous one is answered, so
+//! that one request's `fdatasync` overlaps the transfer of the next. Each request claims the
+//! range of chunks it carries (overlapping claims get `409 upload_busy`), writes and syncs
+//! them at their place, and then waits for its turn: it is recorded only once every chunk
+//! before it is, so the item record always counts a contiguous prefix. A request whose
+//! predecessors are no longer in flight (one failed) stops waiting with `409 wrong_offset`,
+//! and the client resumes from where the record stands.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::watch;
+
+use super::error::ApiError;
+use crate::storage::{ItemRecord, Store};
+
+/// How far past the recorded chunks a request may start: two requests of the largest size
+/// ahead of the one being recorded.
+pub(crate) const AHEAD: u32 = 2 * crate::wire::api::MAX_CHUNKS_PER_REQUEST as u32;
+
+#[derive(Default, Clone)]
+pub(crate) struct InFlight {
+    items: Arc<Mutex<HashMap<[u8; 16], Entry>>>,
+}
+
+struct Entry {
+    /// The chunk ranges of the requests in flight.
+    ranges: Vec<Range<u32>>,
+    /// A commit holds the item: no request may claim chunks.
+    committing: bool,
+    /// Bumped whenever a request records its chunks or ends; waiters look again.
+    changed: watch::Sender<u64>,
+}
+
+impl Entry {
+    fn new() -> Self {
+        Self {
+            ranges: Vec::new(),
+            committing: false,
+            changed: watch::Sender::new(0),
+        }
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+fn busy() -> ApiError {
+    ApiError::Conflict(
+        "upload_busy",
+        "another request is changing this upload".into(),
+    )
+}
+
+/// The refusal of a request that does not start where the upload stands.
+pub(crate) fn wrong_offset(received: u32) -> ApiError {
+    ApiError::Conflict(
+        "wrong_offset",
+        format!("the upload is at chunk {received}; resume from there"),
+    )
+}
+
+impl InFlight {
+    fn lock(&self) -> MutexGuard<'_, HashMap<[u8; 16], Entry>> {
+        self.items.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Claims chunks `range` of upload `id` for one request; refused while another request
+    /// in flight carries any of them, or while the upload is being committed.
+    pub(crate) fn claim(&self, id: [u8; 16], range: Range<u32>) -> Result<Claim, ApiError> {
+        let mut items = self.lock();
+        let entry = items.entry(id).or_insert_with(Entry::new);
+        if entry.committing
+            || entry
+                .ranges
+                .iter()
+                .any(|r| r.start < range.end && range.start < r.end)
+        {
+            return Err(busy());
+        }
+        entry.ranges.push(range.clone());
+        Ok(Claim {
+            items: self.items.clone(),
+            id,
+            range,
+            changed: entry.changed.subscribe(),
+        })
+    }
+
+    /// Holds upload `id` for its commit: refused while a request is in flight on it.
+    pub(crate) fn commit(&self, id: [u8; 16]) -> Result<CommitHold, ApiError> {
+        let mut items = self.lock();
+        let entry = items.entry(id).or_insert_with(Entry::new);
+        if entry.committing || !entry.ranges.is_empty() {
+            return Err(busy());
+        }
+        entry.committing = true;
+        Ok(CommitHold {
+            items: self.items.clone(),
+            id,
+        })
+    }
+}
+
+/// One request's claim on a range of chunks; released (and the waiters told) when dropped.
+pub(crate) struct Claim {
+    items: Arc<Mutex<HashMap<[u8; 16], Entry>>>,
+    id: [u8; 16],
+    range: Range<u32>,
+    changed: watch::Receiver<u64>,
+}
+
+impl Claim {
+    /// Waits until every chunk before this claim's is recorded, and returns the item record
+    /// as it then stands. Refuses with `409 wrong_offset` as soon as a chunk before it is
+    /// neither recorded nor claimed by a request in flight, or if its chunks were recorded by
+    /// another request meanwhile.
+    pub(crate) async fn turn(&mut self, store: &Store) -> Result<ItemRecord, ApiError> {
+        let first = self.range.start;
+        loop {
+            // Marks the current version seen before looking, so no change is missed.
+            self.changed.borrow_and_update();
+            let rec = store.item(&self.id)?.ok_or(ApiError::NotFound)?;
+            if rec.received == first {
+                return Ok(rec);
+            }
+            if rec.received > first || !self.covered(rec.received..first) {
+                return Err(wrong_offset(rec.received));
+            }
+            if self.changed.changed().await.is_err() {
+                return Err(wrong_offset(rec.received));
+            }
+        }
+    }
+
+    /// Whether requests in flight claim every chunk of `gap`.
+    fn covered(&self, gap: Range<u32>) -> bool {
+        let items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(entry) = items.get(&self.id) else {
+            return false;
+        };
+        let mut at = gap.start;
+        while at < gap.end {
+            match entry.ranges.iter().find(|r| r.contains(&at)) {
+                Some(r) => at = r.end,
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// Tells the requests waiting behind this one that its chunks are recorded.
+    pub(crate) fn recorded(&self) {
+        let items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = items.get(&self.id) {
+            entry.bump();
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = items.get_mut(&self.id) {
+            if let Some(i) = entry.ranges.iter().position(|r| *r == self.range) {
+                entry.ranges.swap_remove(i);
+            }
+            entry.bump();
+            if entry.ranges.is_empty() && !entry.committing {
+                items.remove(&self.id);
+            }
+        }
+    }
+}
+
+/// A commit's hold on an upload; released when dropped.
+pub(crate) struct CommitHold {
+    items: Arc<Mutex<HashMap<[u8; 16], Entry>>>,
+    id: [u8; 16],
+}
+
+impl Drop for CommitHold {
+    fn drop(&mut self) {
+        let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = items.get_mut(&self.id) {
+            entry.committing = false;
+            if entry.ranges.is_empty() {
+                items.remove(&self.id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_claims_and_a_commit_during_requests_are_busy() {
+        let f = InFlight::default();
+        let id = [1; 16];
+        let a = f.claim(id, 0..16).unwrap();
+        let b = f.claim(id, 16..48).unwrap();
+        assert!(matches!(
+            f.claim(id, 40..41),
+            Err(ApiError::Conflict("upload_busy", _))
+        ));
+        assert!(matches!(
+            f.commit(id),
+            Err(ApiError::Conflict("upload_busy", _))
+        ));
+        drop(a);
+        drop(b);
+        let hold = f.commit(id).unwrap();
+        assert!(matches!(
+            f.claim(id, 0..1),
+            Err(ApiError::Conflict("upload_busy", _))
+        ));
+        drop(hold);
+        assert!(f.lock().is_empty(), "nothing is kept for an idle upload");
+        let _c = f.claim(id, 0..1).unwrap();
+    }
+
+    #[test]
+    fn a_gap_counts_as_covered_only_while_requests_claim_all_of_it() {
+        let f = InFlight::default();
+        let id = [2; 16];
+        let a = f.claim(id, 0..16).unwrap();
+        let b = f.claim(id, 16..32).unwrap();
+        let c = f.claim(id, 32..48).unwrap();
+        assert!(c.covered(0..32));
+        drop(b);
+        assert!(!c.covered(0..32), "the middle request is gone");
+        assert!(c.covered(0..16));
+        drop(a);
+        assert!(!c.covered(0..1));
+        assert!(c.covered(5..5), "an empty gap");
+    }
+}

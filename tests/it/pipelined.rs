@@ -1,0 +1,323 @@
+//! Upload requests in flight together (`src/server/inflight.rs`): a request may come ahead of
+//! the one being recorded, is written and synced at once and recorded in its turn; every way
+//! it can go wrong is refused exactly, and what a failed request left on disk is cut at the
+//! commit.
+
+use std::io::Read;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use reqwest::blocking::{Body, Client};
+use serde_json::{Value, json};
+
+use attache::crypto::{Metadata, Sealed, SealedChunks, seal_key_package};
+
+use crate::support::{
+    ApiUser, NO_LIMITS, Server, free_port, insecure_http, seal, start_server_with, temp_dir,
+};
+
+struct World {
+    root: tempfile::TempDir,
+    _server: Server,
+    http: Client,
+    url: String,
+    ann: ApiUser,
+}
+
+impl World {
+    fn start() -> Self {
+        let root = temp_dir();
+        let server = start_server_with(root.path(), free_port(), NO_LIMITS);
+        let http = insecure_http();
+        let url = server.url.clone();
+        let ann = ApiUser::join(
+            "ann@firm.example",
+            1,
+            &http,
+            &url,
+            server.bootstrap.as_deref().unwrap(),
+        );
+        Self {
+            root,
+            _server: server,
+            http,
+            url,
+            ann,
+        }
+    }
+
+    /// Seals `len` bytes and starts their upload; returns the item id with what was sealed.
+    fn begin(&self, len: usize) -> (String, Sealed, SealedChunks) {
+        let (sealed, chunks) = seal(&self.ann.identity, &Metadata::default(), &vec![5; len]);
+        let r = self
+            .http
+            .post(format!("{}/v1/items", self.url))
+            .bearer_auth(&self.ann.token)
+            .json(&json!({"preamble": STANDARD.encode(sealed.preamble.as_bytes())}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().unwrap();
+        (v["item"].as_str().unwrap().to_owned(), sealed, chunks)
+    }
+
+    /// `PUT` of `body` at chunk `first`; the status and the answer.
+    fn put(&self, item: &str, first: usize, body: Body) -> (u16, Value) {
+        let r = self
+            .http
+            .put(format!("{}/v1/items/{item}/chunks/{first}", self.url))
+            .bearer_auth(&self.ann.token)
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send();
+        match r {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                (status, r.json().unwrap_or(Value::Null))
+            }
+            // The client gave up on the body itself.
+            Err(_) => (0, Value::Null),
+        }
+    }
+
+    fn commit(&self, item: &str, sealed: &Sealed) -> (u16, Value) {
+        let package = seal_key_package(
+            &sealed.content_key,
+            &sealed.preamble.item_id(),
+            self.ann.identity.public(),
+        )
+        .unwrap();
+        let r = self
+            .http
+            .post(format!("{}/v1/items/{item}/commit", self.url))
+            .bearer_auth(&self.ann.token)
+            .json(&json!({
+                "manifest": STANDARD.encode(sealed.manifest.as_bytes()),
+                "key_packages": [{"email": self.ann.email, "package": STANDARD.encode(package)}],
+            }))
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    fn download(&self, item: &str) -> Vec<u8> {
+        let r = self
+            .http
+            .get(format!("{}/v1/items/{item}/chunks", self.url))
+            .bearer_auth(&self.ann.token)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.bytes().unwrap().to_vec()
+    }
+}
+
+impl World {
+    /// Starts a request at chunk 0 with the body `first`, of which only a little arrives; runs
+    /// `during` while it is in flight; sends `ahead` at chunk 16; then cuts the first body.
+    /// Returns the answer to the request ahead.
+    fn ahead_of_a_cut_request(
+        &self,
+        item: &str,
+        first: &[u8],
+        during: impl FnOnce(),
+        ahead: Vec<u8>,
+    ) -> (u16, Value) {
+        let (feed, body) = fed(first.len());
+        std::thread::scope(|scope| {
+            let slow = scope.spawn(move || self.put(item, 0, body));
+            feed.send(Some(first[..1000].to_vec())).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            during();
+            let ahead = scope.spawn(move || self.put(item, 16, Body::from(ahead)));
+            std::thread::sleep(Duration::from_millis(300));
+            feed.send(None).unwrap();
+            assert_eq!(slow.join().unwrap().0, 0, "the client cut its own body");
+            ahead.join().unwrap()
+        })
+    }
+}
+
+/// A request body fed by the test: it waits for each piece, and fails when told to.
+struct Fed(Receiver<Option<Vec<u8>>>, Vec<u8>);
+
+impl Read for Fed {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.1.is_empty() {
+            match self.0.recv() {
+                Ok(Some(piece)) => self.1 = piece,
+                Ok(None) => return Err(std::io::Error::other("the test cut the body")),
+                // The test sent everything.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.1.len());
+        out[..n].copy_from_slice(&self.1[..n]);
+        self.1.drain(..n);
+        Ok(n)
+    }
+}
+
+/// A body of `len` bytes that arrives as the test sends it.
+fn fed(len: usize) -> (Sender<Option<Vec<u8>>>, Body) {
+    let (tx, rx) = channel();
+    (tx, Body::sized(Fed(rx, Vec::new()), len as u64))
+}
+
+fn concat(chunks: &[Vec<u8>]) -> Vec<u8> {
+    chunks.concat()
+}
+
+#[test]
+fn a_request_ahead_is_recorded_in_its_turn_and_the_item_commits_whole() {
+    let w = World::start();
+    let (item, sealed, chunks) = w.begin(40 * 65_536);
+    let n = chunks.chunks.len();
+    assert!(n > 32);
+    // The first request's body arrives slowly; the second, ahead of it, comes whole meanwhile.
+    let first = concat(&chunks.chunks[..16]);
+    let (feed, body) = fed(first.len());
+    std::thread::scope(|scope| {
+        let (w, at) = (&w, item.as_str());
+        let slow = scope.spawn(move || w.put(at, 0, body));
+        feed.send(Some(first[..1000].to_vec())).unwrap();
+        let ahead = scope.spawn(|| w.put(&item, 16, Body::from(concat(&chunks.chunks[16..32]))));
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!ahead.is_finished(), "the request ahead waits for its turn");
+        feed.send(Some(first[1000..].to_vec())).unwrap();
+        let (status, v) = slow.join().unwrap();
+        assert_eq!((status, v["received"].as_u64()), (200, Some(16)), "{v}");
+        let (status, v) = ahead.join().unwrap();
+        assert_eq!((status, v["received"].as_u64()), (200, Some(32)), "{v}");
+    });
+    let (status, v) = w.put(&item, 32, Body::from(concat(&chunks.chunks[32..])));
+    assert_eq!(
+        (status, v["received"].as_u64()),
+        (200, Some(n as u64)),
+        "{v}"
+    );
+    let (status, v) = w.commit(&item, &sealed);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(w.download(&item), concat(&chunks.chunks));
+}
+
+#[test]
+fn requests_ahead_are_refused_exactly_when_they_cannot_be_recorded() {
+    let w = World::start();
+    let (item, sealed, chunks) = w.begin(40 * 65_536);
+    let wrong_offset = |v: &Value, at: u32| {
+        assert_eq!(v["error"], "wrong_offset", "{v}");
+        assert_eq!(
+            v["message"],
+            format!("the upload is at chunk {at}; resume from there")
+        );
+    };
+    // Ahead of nothing in flight: the chunks before it will not come.
+    let (status, v) = w.put(&item, 16, Body::from(concat(&chunks.chunks[16..32])));
+    assert_eq!(status, 409);
+    wrong_offset(&v, 0);
+    // Further ahead than two full requests.
+    let (status, v) = w.put(&item, 257, Body::from(chunks.chunks[0].clone()));
+    assert_eq!(status, 409);
+    wrong_offset(&v, 0);
+    // Ahead without saying its length.
+    let (feed, body) = {
+        let (tx, rx) = channel();
+        (tx, Body::new(Fed(rx, Vec::new())))
+    };
+    feed.send(Some(chunks.chunks[16].clone())).unwrap();
+    drop(feed);
+    let (status, v) = w.put(&item, 16, body);
+    assert_eq!(status, 409);
+    wrong_offset(&v, 0);
+
+    // Overlapping a request in flight, or a commit during one: busy. Then a request ahead
+    // waiting on one that fails is refused as soon as it fails.
+    let busy = || {
+        let (status, v) = w.put(&item, 8, Body::from(concat(&chunks.chunks[8..24])));
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (409, Some("upload_busy")),
+            "{v}"
+        );
+        assert_eq!(v["message"], "another request is changing this upload");
+        let (status, v) = w.commit(&item, &sealed);
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (409, Some("upload_busy")),
+            "{v}"
+        );
+    };
+    let (status, v) = w.ahead_of_a_cut_request(
+        &item,
+        &concat(&chunks.chunks[..16]),
+        busy,
+        concat(&chunks.chunks[16..32]),
+    );
+    assert_eq!(status, 409, "{v}");
+    wrong_offset(&v, 0);
+
+    // The upload resumes from where the record stands.
+    let (status, v) = w.put(&item, 0, Body::from(concat(&chunks.chunks[..16])));
+    assert_eq!((status, v["received"].as_u64()), (200, Some(16)), "{v}");
+    let n = chunks.chunks.len();
+    let (status, v) = w.put(&item, 16, Body::from(concat(&chunks.chunks[16..n])));
+    assert_eq!(
+        (status, v["received"].as_u64()),
+        (200, Some(n as u64)),
+        "{v}"
+    );
+    let (status, v) = w.commit(&item, &sealed);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(w.download(&item), concat(&chunks.chunks));
+}
+
+#[test]
+fn what_a_failed_request_ahead_wrote_past_the_last_chunk_is_cut_at_the_commit() {
+    let w = World::start();
+    // A small item of a few chunks, and 16 chunks of another written ahead of it at 16..32.
+    let (item, sealed, chunks) = w.begin(3 * 65_536);
+    let (_, _, other) = w.begin(40 * 65_536);
+    let n = chunks.chunks.len();
+    assert!((2..16).contains(&n), "{n}");
+    let (status, v) = w.ahead_of_a_cut_request(
+        &item,
+        &chunks.chunks[0],
+        || {},
+        concat(&other.chunks[16..32]),
+    );
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (409, Some("wrong_offset")),
+        "{v}"
+    );
+    let file = w
+        .root
+        .path()
+        .join("data/chunks")
+        .join(&item[..2])
+        .join(&item);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().len(),
+        32 * 65_552,
+        "the refused request's chunks were written"
+    );
+    let (status, v) = w.put(&item, 0, Body::from(concat(&chunks.chunks)));
+    assert_eq!(
+        (status, v["received"].as_u64()),
+        (200, Some(n as u64)),
+        "{v}"
+    );
+    let (status, v) = w.commit(&item, &sealed);
+    assert_eq!(status, 200, "{v}");
+    let len = concat(&chunks.chunks).len() as u64;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().len(),
+        len,
+        "cut at the commit"
+    );
+    assert_eq!(w.download(&item), concat(&chunks.chunks));
+}
