@@ -70,9 +70,17 @@ impl InFlight {
         self.items.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Claims chunks `range` of upload `id` for one request; refused while another request
-    /// in flight carries any of them, or while the upload is being committed.
-    pub(crate) fn claim(&self, id: [u8; 16], range: Range<u32>) -> Result<Claim, ApiError> {
+    /// Claims chunks `range` of upload `id` for one request, the upload having `received`
+    /// chunks recorded: refused while another request in flight carries any of them or the
+    /// upload is being committed (`409 upload_busy`), and, for a request ahead, unless
+    /// requests in flight claim every chunk between (`409 wrong_offset`: nothing is written
+    /// that could not be recorded).
+    pub(crate) fn claim(
+        &self,
+        id: [u8; 16],
+        range: Range<u32>,
+        received: u32,
+    ) -> Result<Claim, ApiError> {
         let mut items = self.lock();
         let entry = items.entry(id).or_insert_with(Entry::new);
         if entry.committing
@@ -83,12 +91,17 @@ impl InFlight {
         {
             return Err(busy());
         }
+        if !covered(&entry.ranges, received..range.start) {
+            if entry.ranges.is_empty() {
+                items.remove(&id);
+            }
+            return Err(wrong_offset(received));
+        }
         entry.ranges.push(range.clone());
         Ok(Claim {
             items: self.items.clone(),
             id,
             range,
-            changed: entry.changed.subscribe(),
         })
     }
 
@@ -107,51 +120,67 @@ impl InFlight {
     }
 }
 
+/// Whether `ranges` cover every chunk of `gap`.
+fn covered(ranges: &[Range<u32>], gap: Range<u32>) -> bool {
+    let mut at = gap.start;
+    while at < gap.end {
+        match ranges.iter().find(|r| r.contains(&at)) {
+            Some(r) => at = r.end,
+            None => return false,
+        }
+    }
+    true
+}
+
 /// One request's claim on a range of chunks; released (and the waiters told) when dropped.
+/// The request and its blocking writer each hold it, so a request dropped part way (a
+/// timeout, a client gone) keeps its chunks claimed until its writer is done.
 pub(crate) struct Claim {
     items: Arc<Mutex<HashMap<[u8; 16], Entry>>>,
     id: [u8; 16],
     range: Range<u32>,
-    changed: watch::Receiver<u64>,
 }
 
 impl Claim {
     /// Waits until every chunk before this claim's is recorded, and returns the item record
     /// as it then stands. Refuses with `409 wrong_offset` as soon as a chunk before it is
     /// neither recorded nor claimed by a request in flight, or if its chunks were recorded by
-    /// another request meanwhile.
-    pub(crate) async fn turn(&mut self, store: &Store) -> Result<ItemRecord, ApiError> {
+    /// another request meanwhile; with `404` if the upload is gone or committed.
+    pub(crate) async fn turn(&self, store: &Store) -> Result<ItemRecord, ApiError> {
         let first = self.range.start;
+        let Some(mut changed) = self.subscribe() else {
+            return Err(ApiError::NotFound);
+        };
         loop {
             // Marks the current version seen before looking, so no change is missed.
-            self.changed.borrow_and_update();
-            let rec = store.item(&self.id)?.ok_or(ApiError::NotFound)?;
+            changed.borrow_and_update();
+            let rec = store
+                .item(&self.id)?
+                .filter(|r| !r.committed)
+                .ok_or(ApiError::NotFound)?;
             if rec.received == first {
                 return Ok(rec);
             }
             if rec.received > first || !self.covered(rec.received..first) {
                 return Err(wrong_offset(rec.received));
             }
-            if self.changed.changed().await.is_err() {
+            if changed.changed().await.is_err() {
                 return Err(wrong_offset(rec.received));
             }
         }
     }
 
+    fn subscribe(&self) -> Option<watch::Receiver<u64>> {
+        let items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        items.get(&self.id).map(|e| e.changed.subscribe())
+    }
+
     /// Whether requests in flight claim every chunk of `gap`.
     fn covered(&self, gap: Range<u32>) -> bool {
         let items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(entry) = items.get(&self.id) else {
-            return false;
-        };
-        let mut at = gap.start;
-        while at < gap.end {
-            match entry.ranges.iter().find(|r| r.contains(&at)) {
-                Some(r) => at = r.end,
-                None => return false,
-            }
-        }
-        true
+        items
+            .get(&self.id)
+            .is_some_and(|entry| covered(&entry.ranges, gap))
     }
 
     /// Tells the requests waiting behind this one that its chunks are recorded.
@@ -204,10 +233,10 @@ mod tests {
     fn overlapping_claims_and_a_commit_during_requests_are_busy() {
         let f = InFlight::default();
         let id = [1; 16];
-        let a = f.claim(id, 0..16).unwrap();
-        let b = f.claim(id, 16..48).unwrap();
+        let a = f.claim(id, 0..16, 0).unwrap();
+        let b = f.claim(id, 16..48, 0).unwrap();
         assert!(matches!(
-            f.claim(id, 40..41),
+            f.claim(id, 40..41, 0),
             Err(ApiError::Conflict("upload_busy", _))
         ));
         assert!(matches!(
@@ -218,21 +247,39 @@ mod tests {
         drop(b);
         let hold = f.commit(id).unwrap();
         assert!(matches!(
-            f.claim(id, 0..1),
+            f.claim(id, 0..1, 0),
             Err(ApiError::Conflict("upload_busy", _))
         ));
         drop(hold);
         assert!(f.lock().is_empty(), "nothing is kept for an idle upload");
-        let _c = f.claim(id, 0..1).unwrap();
+        let _c = f.claim(id, 0..1, 0).unwrap();
     }
 
     #[test]
     fn a_gap_counts_as_covered_only_while_requests_claim_all_of_it() {
         let f = InFlight::default();
         let id = [2; 16];
-        let a = f.claim(id, 0..16).unwrap();
-        let b = f.claim(id, 16..32).unwrap();
-        let c = f.claim(id, 32..48).unwrap();
+        assert!(matches!(
+            f.claim(id, 16..32, 0),
+            Err(ApiError::Conflict("wrong_offset", _))
+        ));
+        assert!(f.lock().is_empty(), "a refused claim leaves nothing");
+        assert!(matches!(
+            f.claim(id, 16..32, 0),
+            Err(ApiError::Conflict("wrong_offset", _))
+        ));
+        assert!(f.lock().is_empty(), "a refused claim leaves nothing");
+        let a = f.claim(id, 0..16, 0).unwrap();
+        let b = f.claim(id, 16..32, 0).unwrap();
+        let c = f.claim(id, 32..48, 0).unwrap();
+        assert!(matches!(
+            f.claim(id, 49..50, 0),
+            Err(ApiError::Conflict("wrong_offset", _))
+        ));
+        assert!(matches!(
+            f.claim(id, 49..50, 0),
+            Err(ApiError::Conflict("wrong_offset", _))
+        ));
         assert!(c.covered(0..32));
         drop(b);
         assert!(!c.covered(0..32), "the middle request is gone");

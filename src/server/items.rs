@@ -173,7 +173,8 @@ pub(crate) fn check_sealed(
 
 /// Stores an item checked by [`check_sealed`], committed, with its key packages, counting its
 /// bytes against the caller's quota (refused, with nothing stored, past the quota or into the
-/// free-disk reserve), and audits its commit. Durable at the next flush.
+/// free-disk reserve). The caller audits the commit once the message is stored too. Durable at
+/// the next flush.
 pub(crate) fn store_sealed(
     s: &AppState,
     caller: &Caller,
@@ -201,7 +202,7 @@ pub(crate) fn store_sealed(
         return Err(refusal);
     }
     s.metrics.chunks_received(1, len);
-    s.audit(caller, "item.commit", &to_hex(&id), None)
+    Ok(())
 }
 
 /// Appends 1 to 128 chunks, which start at the number already received, or up to 256 chunks
@@ -231,8 +232,8 @@ pub(crate) async fn put_chunks(
 ) -> Result<axum::Json<UploadState>, ApiError> {
     let id = parse_id(&item)?;
     let limit = s.settings.storage.quota_for(caller.account.role);
-    let mut claim = match claim_chunks(&s, &caller, id, first, body.declared, limit).await {
-        Ok(claim) => claim,
+    let claim = match claim_chunks(&s, &caller, id, first, body.declared, limit).await {
+        Ok(claim) => Arc::new(claim),
         Err(e) => {
             // Read (and drop) what the client is still sending, so that it sees this answer
             // rather than a reset stream.
@@ -244,7 +245,7 @@ pub(crate) async fn put_chunks(
     let deadline = body.deadline;
     let stored = tokio::time::timeout_at(
         deadline,
-        receive_chunks(&s, id, first, body.body, CHUNKS_LIMIT.min(room)),
+        receive_chunks(&s, &claim, id, first, body.body, CHUNKS_LIMIT.min(room)),
     )
     .await
     .map_err(|_| ApiError::Timeout)??;
@@ -288,22 +289,33 @@ async fn claim_chunks(
     let rec = s.store.item(&id)?.ok_or(ApiError::NotFound)?;
     decide(s, caller, Action::Upload(&rec)).await?;
     // A request may come ahead of the one being recorded, if it says how many chunks it
-    // carries.
+    // carries and requests in flight carry the chunks between.
     let ahead = first > rec.received && first - rec.received <= AHEAD && declared.is_some();
     if first != rec.received && !ahead {
+        return Err(wrong_offset(rec.received));
+    }
+    let claimed = match declared {
+        Some(len) => first..first.saturating_add(chunks_in(len)),
+        None => first..MAX_CHUNKS,
+    };
+    let claim = s.uploads.claim(id, claimed, rec.received)?;
+    // Looked at again under the claim, which no other request may record into, nor a commit
+    // take: the upload is still open and not yet past `first`.
+    let rec = s
+        .store
+        .item(&id)?
+        .filter(|r| !r.committed)
+        .ok_or(ApiError::NotFound)?;
+    if rec.received > first {
         return Err(wrong_offset(rec.received));
     }
     upload_open(&rec)?;
     // With a declared length, everything is checked before a byte is read; a chunked body
     // is checked as it arrives and once it is in.
-    let claimed = match declared {
-        Some(len) => {
-            check_body(s, caller, &id, first, len, limit).await?;
-            first..first.saturating_add(chunks_in(len))
-        }
-        None => first..MAX_CHUNKS,
-    };
-    s.uploads.claim(id, claimed)
+    if let Some(len) = declared {
+        check_body(s, caller, &id, first, len, limit).await?;
+    }
+    Ok(claim)
 }
 
 /// Refuses more chunks after a short one: it was the item's last.
@@ -373,6 +385,7 @@ fn too_many_chunks() -> ApiError {
 /// meets a write of this one still running.
 async fn receive_chunks(
     s: &AppState,
+    claim: &Arc<Claim>,
     id: [u8; 16],
     first: u32,
     body: Body,
@@ -385,7 +398,10 @@ async fn receive_chunks(
     let failed = Arc::new(AtomicBool::new(false));
     let store = s.store.clone();
     let abandoned = failed.clone();
+    // The writer keeps the chunks claimed until it is done, even if the request is dropped.
+    let claim = claim.clone();
     let writer = tokio::task::spawn_blocking(move || {
+        let _claim = claim;
         let mut out = store.blobs().writer(&id, first)?;
         let mut digests = Vec::new();
         while let Some(piece) = inbox.blocking_recv() {
@@ -399,6 +415,11 @@ async fn receive_chunks(
         }
         if !abandoned.load(Ordering::Acquire) {
             out.finish()?;
+        }
+        // An upload discarded meanwhile (over a quota, by another of its requests) is gone:
+        // what this request wrote after its deletion goes too.
+        if store.item(&id)?.is_none() {
+            store.blobs().delete_item(&id)?;
         }
         Ok::<_, crate::storage::StorageError>(digests)
     });
@@ -527,7 +548,7 @@ pub(crate) async fn commit(
     Json(req): Json<CommitItem>,
 ) -> Result<axum::Json<UploadState>, ApiError> {
     let id = parse_id(&item)?;
-    let _hold = s.uploads.commit(id)?;
+    let hold = Arc::new(s.uploads.commit(id)?);
     let mut rec = s.store.item(&id)?.ok_or(ApiError::NotFound)?;
     decide(&s, &caller, Action::Upload(&rec)).await?;
     let preamble = Preamble::parse(&rec.preamble)
@@ -549,7 +570,10 @@ pub(crate) async fn commit(
     }
     let store = s.store.clone();
     let (count, bytes) = (rec.received, rec.received_bytes);
+    let hold_while_blocking = hold.clone();
     let checked = tokio::task::spawn_blocking(move || {
+        // Held until the file is cut, even if the request is dropped meanwhile.
+        let _hold = hold_while_blocking;
         check_chunks(&store, &id, &manifest, count, bytes)?;
         // Whatever a failed request left past the last chunk goes, durably.
         Ok::<_, ApiError>(store.blobs().trim(&id, count, bytes)?)

@@ -18,6 +18,10 @@ use crate::wire::{from_hex, to_hex};
 
 /// Default page size of a listing.
 const DEFAULT_PAGE: u32 = 50;
+/// Most item headers a listing carries (`headers=true`).
+const MAX_LISTED_HEADERS: usize = 256;
+/// Once the manifests of the headers listed pass this many bytes, no more are added.
+const MAX_LISTED_MANIFEST_BYTES: usize = 4 << 20;
 
 /// Sends a message: its item (committed before, or sent whole in `sealed` when it is one
 /// short chunk, which saves three requests and their flushes) with its committed documents.
@@ -181,6 +185,9 @@ pub(crate) async fn send(
             }
             return Err(e.into());
         }
+        if let Some(sealed) = &sealed {
+            s.audit(&caller, "item.commit", &to_hex(&sealed.record.id), None)?;
+        }
         s.audit(
             &caller,
             "message.send",
@@ -288,17 +295,33 @@ async fn page_headers(
     caller: &Caller,
     page: &[MessageRecord],
 ) -> Result<Vec<ItemHeader>, ApiError> {
-    let mut out = Vec::new();
+    let mut out: Vec<ItemHeader> = Vec::new();
+    let mut manifest_bytes = 0usize;
+    let mut items: Vec<[u8; 16]> = Vec::new();
     for m in page {
-        for id in std::iter::once(&m.item).chain(m.documents.iter().map(|(d, _)| d)) {
-            let Some(rec) = s.store.item(id)? else {
-                continue;
-            };
-            match decide(s, caller, Action::ReadListedItem(&rec)).await {
-                Ok(()) => out.push(items::header_of(s, caller, &rec)?),
-                Err(ApiError::NotFound | ApiError::AccessExpired(_)) => {}
-                Err(e) => return Err(e),
+        items.push(m.item);
+        items.extend(m.documents.iter().map(|(d, _)| *d));
+    }
+    for id in &items {
+        // Each item once, and no more than a bounded answer holds: the client asks for the
+        // rest one by one.
+        if out.len() == MAX_LISTED_HEADERS || manifest_bytes > MAX_LISTED_MANIFEST_BYTES {
+            break;
+        }
+        let hex = to_hex(id);
+        if out.iter().any(|h| h.item == hex) {
+            continue;
+        }
+        let Some(rec) = s.store.item(id)? else {
+            continue;
+        };
+        match decide(s, caller, Action::ReadListedItem(&rec)).await {
+            Ok(()) => {
+                manifest_bytes += rec.manifest.as_ref().map_or(0, Vec::len);
+                out.push(items::header_of(s, caller, &rec)?);
             }
+            Err(ApiError::NotFound | ApiError::AccessExpired(_)) => {}
+            Err(e) => return Err(e),
         }
     }
     if !out.is_empty() {

@@ -206,15 +206,21 @@ impl Store {
         let chunks = self.blobs().delete_item(&item.id)?;
         self.forget_chunk_digests(&item.id)?;
         let key = key_bytes(&item.id);
-        let delta = -i64::try_from(item.received_bytes).unwrap_or(i64::MAX);
         (&self.items, &self.usage)
             .transaction(|(items, usage)| {
-                if items.remove(key.as_slice())?.is_some() {
-                    add_usage(usage, &item.uploader, delta, None)?.ok();
+                // The bytes of the record removed, which a request may have grown since
+                // `item` was read.
+                if let Some(removed) = items.remove(key.as_slice())? {
+                    let removed: ItemRecord =
+                        decode(&removed, "items").map_err(ConflictableTransactionError::Abort)?;
+                    let delta = -i64::try_from(removed.received_bytes).unwrap_or(i64::MAX);
+                    add_usage(usage, &removed.uploader, delta, None)?.ok();
                 }
                 Ok(())
             })
             .map_err(tx_error)?;
+        // Digests a request recorded while the record was being read go too.
+        self.forget_chunk_digests(&item.id)?;
         Ok(chunks)
     }
 

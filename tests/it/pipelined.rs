@@ -24,12 +24,25 @@ struct World {
     http: Client,
     url: String,
     ann: ApiUser,
+    /// A client, with 1 MiB of quota.
+    carol: ApiUser,
+}
+
+/// How the slow request of [`World::ahead_of_a_slow_request`] ends.
+#[derive(Clone, Copy)]
+enum Then {
+    /// The client cuts its body.
+    Cut,
+    /// The rest of the body arrives.
+    Finish,
 }
 
 impl World {
     fn start() -> Self {
         let root = temp_dir();
-        let server = start_server_with(root.path(), free_port(), NO_LIMITS);
+        let mut env = NO_LIMITS.to_vec();
+        env.push(("ATTACHE_QUOTA_MIB", "1"));
+        let server = start_server_with(root.path(), free_port(), &env);
         let http = insecure_http();
         let url = server.url.clone();
         let ann = ApiUser::join(
@@ -39,22 +52,51 @@ impl World {
             &url,
             server.bootstrap.as_deref().unwrap(),
         );
+        let r = http
+            .post(format!("{url}/v1/invites"))
+            .bearer_auth(&ann.token)
+            .json(&json!({"email": "carol@client.example", "role": "client", "name": null}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let invite: Value = r.json().unwrap();
+        let carol = ApiUser::join(
+            "carol@client.example",
+            2,
+            &http,
+            &url,
+            invite["url"].as_str().unwrap(),
+        );
         Self {
             root,
             _server: server,
             http,
             url,
             ann,
+            carol,
         }
+    }
+
+    /// The file of `item` in the file blob store.
+    fn file(&self, item: &str) -> std::path::PathBuf {
+        self.root
+            .path()
+            .join("data/chunks")
+            .join(&item[..2])
+            .join(item)
     }
 
     /// Seals `len` bytes and starts their upload; returns the item id with what was sealed.
     fn begin(&self, len: usize) -> (String, Sealed, SealedChunks) {
-        let (sealed, chunks) = seal(&self.ann.identity, &Metadata::default(), &vec![5; len]);
+        self.begin_as(&self.ann, len)
+    }
+
+    fn begin_as(&self, who: &ApiUser, len: usize) -> (String, Sealed, SealedChunks) {
+        let (sealed, chunks) = seal(&who.identity, &Metadata::default(), &vec![5; len]);
         let r = self
             .http
             .post(format!("{}/v1/items", self.url))
-            .bearer_auth(&self.ann.token)
+            .bearer_auth(&who.token)
             .json(&json!({"preamble": STANDARD.encode(sealed.preamble.as_bytes())}))
             .send()
             .unwrap();
@@ -65,10 +107,14 @@ impl World {
 
     /// `PUT` of `body` at chunk `first`; the status and the answer.
     fn put(&self, item: &str, first: usize, body: Body) -> (u16, Value) {
+        self.put_as(&self.ann, item, first, body)
+    }
+
+    fn put_as(&self, who: &ApiUser, item: &str, first: usize, body: Body) -> (u16, Value) {
         let r = self
             .http
             .put(format!("{}/v1/items/{item}/chunks/{first}", self.url))
-            .bearer_auth(&self.ann.token)
+            .bearer_auth(&who.token)
             .header("content-type", "application/octet-stream")
             .body(body)
             .send();
@@ -116,27 +162,33 @@ impl World {
 }
 
 impl World {
-    /// Starts a request at chunk 0 with the body `first`, of which only a little arrives; runs
-    /// `during` while it is in flight; sends `ahead` at chunk 16; then cuts the first body.
-    /// Returns the answer to the request ahead.
-    fn ahead_of_a_cut_request(
+    /// As `who`, starts a request at chunk 0 with the body `first`, of which only a little
+    /// arrives; runs `during` while it is in flight; sends `ahead` at chunk `at`; then the first
+    /// body is cut or finished (`then`). Returns the answers to both requests.
+    #[allow(clippy::too_many_arguments)]
+    fn ahead_of_a_slow_request(
         &self,
+        who: &ApiUser,
         item: &str,
         first: &[u8],
         during: impl FnOnce(),
+        at: usize,
         ahead: Vec<u8>,
-    ) -> (u16, Value) {
+        then: Then,
+    ) -> ((u16, Value), (u16, Value)) {
         let (feed, body) = fed(first.len());
         std::thread::scope(|scope| {
-            let slow = scope.spawn(move || self.put(item, 0, body));
+            let slow = scope.spawn(move || self.put_as(who, item, 0, body));
             feed.send(Some(first[..1000].to_vec())).unwrap();
             std::thread::sleep(Duration::from_millis(200));
             during();
-            let ahead = scope.spawn(move || self.put(item, 16, Body::from(ahead)));
+            let ahead = scope.spawn(move || self.put_as(who, item, at, Body::from(ahead)));
             std::thread::sleep(Duration::from_millis(300));
-            feed.send(None).unwrap();
-            assert_eq!(slow.join().unwrap().0, 0, "the client cut its own body");
-            ahead.join().unwrap()
+            match then {
+                Then::Cut => feed.send(None).unwrap(),
+                Then::Finish => feed.send(Some(first[1000..].to_vec())).unwrap(),
+            }
+            (slow.join().unwrap(), ahead.join().unwrap())
         })
     }
 }
@@ -251,12 +303,16 @@ fn requests_ahead_are_refused_exactly_when_they_cannot_be_recorded() {
             "{v}"
         );
     };
-    let (status, v) = w.ahead_of_a_cut_request(
+    let (slow, (status, v)) = w.ahead_of_a_slow_request(
+        &w.ann,
         &item,
         &concat(&chunks.chunks[..16]),
         busy,
+        16,
         concat(&chunks.chunks[16..32]),
+        Then::Cut,
     );
+    assert_eq!(slow.0, 0, "the client cut its own body");
     assert_eq!(status, 409, "{v}");
     wrong_offset(&v, 0);
 
@@ -278,31 +334,29 @@ fn requests_ahead_are_refused_exactly_when_they_cannot_be_recorded() {
 #[test]
 fn what_a_failed_request_ahead_wrote_past_the_last_chunk_is_cut_at_the_commit() {
     let w = World::start();
-    // A small item of a few chunks, and 16 chunks of another written ahead of it at 16..32.
+    // A small item of a few chunks, and 16 chunks of another written ahead of it at 1..17.
     let (item, sealed, chunks) = w.begin(3 * 65_536);
     let (_, _, other) = w.begin(40 * 65_536);
     let n = chunks.chunks.len();
     assert!((2..16).contains(&n), "{n}");
-    let (status, v) = w.ahead_of_a_cut_request(
+    let (slow, (status, v)) = w.ahead_of_a_slow_request(
+        &w.ann,
         &item,
         &chunks.chunks[0],
         || {},
+        1,
         concat(&other.chunks[16..32]),
+        Then::Cut,
     );
+    assert_eq!(slow.0, 0, "the client cut its own body");
     assert_eq!(
         (status, v["error"].as_str()),
         (409, Some("wrong_offset")),
         "{v}"
     );
-    let file = w
-        .root
-        .path()
-        .join("data/chunks")
-        .join(&item[..2])
-        .join(&item);
     assert_eq!(
-        std::fs::metadata(&file).unwrap().len(),
-        32 * 65_552,
+        std::fs::metadata(w.file(&item)).unwrap().len(),
+        17 * 65_552,
         "the refused request's chunks were written"
     );
     let (status, v) = w.put(&item, 0, Body::from(concat(&chunks.chunks)));
@@ -315,9 +369,85 @@ fn what_a_failed_request_ahead_wrote_past_the_last_chunk_is_cut_at_the_commit() 
     assert_eq!(status, 200, "{v}");
     let len = concat(&chunks.chunks).len() as u64;
     assert_eq!(
-        std::fs::metadata(&file).unwrap().len(),
+        std::fs::metadata(w.file(&item)).unwrap().len(),
         len,
         "cut at the commit"
     );
     assert_eq!(w.download(&item), concat(&chunks.chunks));
+}
+
+#[test]
+fn a_file_written_ahead_of_an_item_of_one_short_chunk_goes_at_the_commit() {
+    let w = World::start();
+    // The item is one short chunk, which the store keeps in sled; a request ahead of it
+    // writes a file that would shadow it.
+    let (item, sealed, chunks) = w.begin(1000);
+    let (_, _, other) = w.begin(40 * 65_536);
+    assert_eq!(chunks.chunks.len(), 1);
+    let (slow, (status, v)) = w.ahead_of_a_slow_request(
+        &w.ann,
+        &item,
+        &chunks.chunks[0],
+        || {},
+        1,
+        concat(&other.chunks[..16]),
+        Then::Finish,
+    );
+    assert_eq!(slow.0, 200, "{}", slow.1);
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (409, Some("upload_complete")),
+        "{v}"
+    );
+    assert!(w.file(&item).exists(), "the request ahead wrote a file");
+    let (status, v) = w.commit(&item, &sealed);
+    assert_eq!(status, 200, "{v}");
+    assert!(!w.file(&item).exists(), "removed at the commit");
+    assert_eq!(w.download(&item), chunks.chunks[0]);
+}
+
+#[test]
+fn chunks_written_after_their_upload_was_discarded_are_deleted_with_it() {
+    let w = World::start();
+    // Carol (1 MiB of quota) has requests in flight at 0 and ahead at 1 when a third, at 9,
+    // passes her quota: the upload is discarded. The slow first request's chunk is written
+    // after that, and must not stay on disk.
+    let (item, _, chunks) = w.begin_as(&w.carol, 40 * 65_536);
+    let (first_chunk, ahead_body) = (chunks.chunks[0].clone(), concat(&chunks.chunks[1..9]));
+    let over = || {
+        let (status, v) = w.put_as(
+            &w.carol,
+            &item,
+            9,
+            Body::from(concat(&chunks.chunks[9..25])),
+        );
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (507, Some("insufficient_storage")),
+            "{v}"
+        );
+    };
+    let ((slow, first), (ahead, second)) = std::thread::scope(|scope| {
+        let w = &w;
+        let (feed, body) = fed(first_chunk.len());
+        let at = item.as_str();
+        let slow = scope.spawn(move || w.put_as(&w.carol, at, 0, body));
+        feed.send(Some(first_chunk[..1000].to_vec())).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let ahead = scope.spawn(move || w.put_as(&w.carol, at, 1, Body::from(ahead_body)));
+        std::thread::sleep(Duration::from_millis(300));
+        over();
+        feed.send(Some(first_chunk[1000..].to_vec())).unwrap();
+        (slow.join().unwrap(), ahead.join().unwrap())
+    });
+    assert_eq!(slow, 404, "{first}");
+    assert_eq!(ahead, 404, "{second}");
+    assert!(
+        !w.file(&item).exists(),
+        "no chunk of the discarded upload stays"
+    );
+    // And nothing counts against the quota: a fresh upload of 900 KiB fits.
+    let (item, _, chunks) = w.begin_as(&w.carol, 900 * 1024);
+    let (status, v) = w.put_as(&w.carol, &item, 0, Body::from(concat(&chunks.chunks)));
+    assert_eq!(status, 200, "{v}");
 }
