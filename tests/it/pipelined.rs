@@ -52,21 +52,7 @@ impl World {
             &url,
             server.bootstrap.as_deref().unwrap(),
         );
-        let r = http
-            .post(format!("{url}/v1/invites"))
-            .bearer_auth(&ann.token)
-            .json(&json!({"email": "carol@client.example", "role": "client", "name": null}))
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        let invite: Value = r.json().unwrap();
-        let carol = ApiUser::join(
-            "carol@client.example",
-            2,
-            &http,
-            &url,
-            invite["url"].as_str().unwrap(),
-        );
+        let carol = ann.invite_and_join(&http, &url, "carol@client.example", "client", 2);
         Self {
             root,
             _server: server,

@@ -360,6 +360,27 @@ impl ApiUser {
         me
     }
 
+    /// Invites `email` as `role` and joins it with the keys of seed `label`; panics unless
+    /// every step succeeds.
+    pub(crate) fn invite_and_join(
+        &self,
+        http: &reqwest::blocking::Client,
+        url: &str,
+        email: &str,
+        role: &str,
+        label: u8,
+    ) -> Self {
+        let r = http
+            .post(format!("{url}/v1/invites"))
+            .bearer_auth(&self.token)
+            .json(&serde_json::json!({"email": email, "role": role, "name": null}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+        let invite: Value = r.json().unwrap();
+        Self::join(email, label, http, url, invite["url"].as_str().unwrap())
+    }
+
     /// A fresh challenge for this account and the `POST /v1/auth/session` body answering it
     /// (with a wrong signature if `forge`).
     pub(crate) fn session_body(
