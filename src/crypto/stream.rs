@@ -1,10 +1,12 @@
 //! Streaming seal and open in bounded memory, using every core.
 //!
-//! Content is read in batches of [`BATCH_CHUNKS`] chunks into one reusable buffer; the chunks of
-//! a batch are sealed (or checked and opened) in parallel, in place, then handed on in order.
-//! Memory is therefore about one batch (1 MiB) plus 32 bytes of digest per chunk, whatever the
-//! size of the item. When opening, a batch's plaintext is written only after every chunk in it
-//! has matched the signed manifest and passed AES-GCM authentication.
+//! Content is read in batches of [`BATCH_CHUNKS`] chunks; the chunks of a batch are sealed (or
+//! checked and opened) in parallel, in place, then handed on in order. With every core, the
+//! next batch is read and the one before handed on (or written) while a batch is sealed (or
+//! opened), so reading and writing overlap the cryptography; three reusable buffers take turns.
+//! Memory is therefore about three batches (3 MiB) plus 32 bytes of digest per chunk, whatever
+//! the size of the item. When opening, a batch's plaintext is written only after every chunk in
+//! it has matched the signed manifest and passed AES-GCM authentication.
 
 use std::io::{self, Read, Write};
 
@@ -138,61 +140,46 @@ pub(crate) fn seal_item_with<R: Read, S: ChunkSink>(
     sink.preamble(&preamble)?;
 
     let mut source = PaddedReader::new(content);
-    // Grown one slot at a time up to a full batch, so a short message costs one slot.
-    let mut buf = Vec::new();
-    let mut lens = Vec::with_capacity(BATCH_CHUNKS);
-    let mut digests: Vec<[u8; 32]> = Vec::new();
     let mut carry: Option<u8> = None;
-    let mut next_index: u32 = 0;
+    let mut digests: Vec<[u8; 32]> = Vec::new();
+    let mut current = Batch::default();
+    fill_batch(&mut source, &mut carry, &mut current)?;
+    // The batch sealed before `current`, still to be handed to the sink; a spare buffer.
+    let mut previous: Option<Batch> = None;
+    let mut spare = Batch::default();
     loop {
-        // Fill up to BATCH_CHUNKS slots, each with up to CHUNK_SIZE bytes of padded content.
-        lens.clear();
-        let mut more = true;
-        for i in 0..BATCH_CHUNKS {
-            if buf.len() < (i + 1) * STRIDE {
-                buf.resize((i + 1) * STRIDE, 0);
-            }
-            let plain = &mut buf[i * STRIDE..i * STRIDE + CHUNK_SIZE];
-            let mut filled = 0;
-            if let Some(b) = carry.take() {
-                plain[0] = b;
-                filled = 1;
-            }
-            filled += read_full(&mut source, &mut plain[filled..])?;
-            if filled == 0 && !lens.is_empty() {
-                more = false;
-                break;
-            }
-            lens.push(filled);
-            if filled < CHUNK_SIZE {
-                more = false;
-                break;
-            }
+        let mut next = std::mem::take(&mut spare);
+        next.first = current.end();
+        let keys = &keys;
+        // With every core, the next batch is read and the one before handed on while this one
+        // is sealed; alone (or for a single batch), one after the other.
+        let last = current.last;
+        let overlap = parallelism == Parallelism::All && (!last || previous.is_some());
+        let (sealed, step) = overlapped(
+            overlap,
+            || current.seal(keys, parallelism),
+            || -> Result<(), ItemError> {
+                if let Some(p) = &previous {
+                    p.hand_on(sink)?;
+                }
+                if !last {
+                    fill_batch(&mut source, &mut carry, &mut next)?;
+                }
+                Ok(())
+            },
+        );
+        step?;
+        digests.extend_from_slice(&sealed);
+        if let Some(p) = previous.take() {
+            spare = p;
         }
-        if more {
-            // A full batch: peek one byte to learn whether its last chunk is the item's last.
-            let mut one = [0u8; 1];
-            if read_full(&mut source, &mut one)? == 1 {
-                carry = Some(one[0]);
-            } else {
-                more = false;
-            }
-        }
-        let first = next_index;
-        let count = lens.len() as u32;
-        if u64::from(first) + u64::from(count) > u64::from(MAX_CHUNKS) {
-            return Err(ItemError::TooLarge);
-        }
-        let batch_digests = seal_batch(&keys, &mut buf, &lens, first, !more, parallelism);
-        for (i, (slot, &len)) in buf.chunks(STRIDE).zip(&lens).enumerate() {
-            sink.chunk(first + i as u32, &slot[..len + TAG_LEN])?;
-        }
-        digests.extend_from_slice(&batch_digests);
-        next_index += count;
-        if !more {
+        if current.last {
+            current.hand_on(sink)?;
             break;
         }
+        previous = Some(std::mem::replace(&mut current, next));
     }
+    let next_index = current.end();
     let true_size = source.true_size();
     debug_assert_eq!(chunk_count(padme(true_size)), u64::from(next_index));
     let manifest = seal_metadata_into_manifest(
@@ -210,6 +197,113 @@ pub(crate) fn seal_item_with<R: Read, S: ChunkSink>(
         manifest,
         true_size,
     })
+}
+
+/// Runs `work` on a thread of its own while `meanwhile` runs here, if `overlap`; else one
+/// after the other. A panic in `work` goes on in the caller.
+fn overlapped<A: Send, B>(
+    overlap: bool,
+    work: impl FnOnce() -> A + Send,
+    meanwhile: impl FnOnce() -> B,
+) -> (A, B) {
+    if !overlap {
+        let a = work();
+        return (a, meanwhile());
+    }
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(work);
+        let b = meanwhile();
+        match worker.join() {
+            Ok(a) => (a, b),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+/// Up to [`BATCH_CHUNKS`] consecutive chunks in one buffer, one slot of [`STRIDE`] bytes each.
+#[derive(Default)]
+struct Batch {
+    /// Grown one slot at a time up to a full batch, so a short message costs one slot.
+    buf: Vec<u8>,
+    /// The length of each chunk's content (sealing) or ciphertext (opening).
+    lens: Vec<usize>,
+    /// Index of the first chunk.
+    first: u32,
+    /// Whether it holds the item's last chunk.
+    last: bool,
+}
+
+impl Batch {
+    fn end(&self) -> u32 {
+        self.first + self.lens.len() as u32
+    }
+
+    /// Seals the batch in place and returns the chunks' digests.
+    fn seal(&mut self, keys: &ItemKeys, parallelism: Parallelism) -> Vec<[u8; 32]> {
+        seal_batch(
+            keys,
+            &mut self.buf,
+            &self.lens,
+            self.first,
+            self.last,
+            parallelism,
+        )
+    }
+
+    /// Hands the sealed chunks to `sink`, in order.
+    fn hand_on<S: ChunkSink>(&self, sink: &mut S) -> io::Result<()> {
+        for (i, (slot, &len)) in self.buf.chunks(STRIDE).zip(&self.lens).enumerate() {
+            sink.chunk(self.first + i as u32, &slot[..len + TAG_LEN])?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads the next batch of padded content into `batch` (whose `first` is set): up to
+/// [`BATCH_CHUNKS`] slots of up to [`CHUNK_SIZE`] bytes. `carry` is a byte read ahead to learn
+/// whether a full batch ended the item.
+fn fill_batch<R: Read>(
+    source: &mut R,
+    carry: &mut Option<u8>,
+    batch: &mut Batch,
+) -> Result<(), ItemError> {
+    batch.lens.clear();
+    let mut more = true;
+    for i in 0..BATCH_CHUNKS {
+        if batch.buf.len() < (i + 1) * STRIDE {
+            batch.buf.resize((i + 1) * STRIDE, 0);
+        }
+        let plain = &mut batch.buf[i * STRIDE..i * STRIDE + CHUNK_SIZE];
+        let mut filled = 0;
+        if let Some(b) = carry.take() {
+            plain[0] = b;
+            filled = 1;
+        }
+        filled += read_full(source, &mut plain[filled..])?;
+        if filled == 0 && !batch.lens.is_empty() {
+            more = false;
+            break;
+        }
+        batch.lens.push(filled);
+        if filled < CHUNK_SIZE {
+            more = false;
+            break;
+        }
+    }
+    if more {
+        // A full batch: peek one byte to learn whether its last chunk is the item's last.
+        let mut one = [0u8; 1];
+        if read_full(source, &mut one)? == 1 {
+            *carry = Some(one[0]);
+        } else {
+            more = false;
+        }
+    }
+    batch.last = !more;
+    if u64::from(batch.end()) > u64::from(MAX_CHUNKS) {
+        return Err(ItemError::TooLarge);
+    }
+    Ok(())
 }
 
 fn seal_batch(
@@ -304,33 +398,46 @@ impl ItemOpener {
         parallelism: Parallelism,
     ) -> Result<u64, ItemError> {
         let count = self.manifest.chunk_count();
-        let padded_len = self.manifest.padded_len();
-        let true_size = self.metadata.true_size;
-        let mut buf = vec![0u8; (count as usize).min(BATCH_CHUNKS) * STRIDE];
         let mut written: u64 = 0;
-        let mut first: u32 = 0;
-        while first < count {
-            let n = (count - first).min(BATCH_CHUNKS as u32);
-            let mut lens = Vec::with_capacity(n as usize);
-            for (i, slot) in buf.chunks_mut(STRIDE).take(n as usize).enumerate() {
-                let index = first + i as u32;
-                let len = chunk_len(padded_len, count, index);
-                if read_full(&mut chunks, &mut slot[..len])? < len {
-                    return Err(ItemError::Truncated { index });
-                }
-                lens.push(len);
+        let mut current = Batch::default();
+        self.read_batch(&mut chunks, &mut current)?;
+        // The batch opened before `current`, its plaintext still to be written; a spare buffer.
+        let mut previous: Option<Batch> = None;
+        let mut spare = Batch::default();
+        while !current.lens.is_empty() {
+            let mut next = std::mem::take(&mut spare);
+            next.first = current.end();
+            // With every core, the next batch is read and the one before written while this
+            // one is checked and opened; alone (or for a single batch), one after the other.
+            let overlap =
+                parallelism == Parallelism::All && (next.first < count || previous.is_some());
+            let (opened, step) = overlapped(
+                overlap,
+                || {
+                    self.open_batch(
+                        &mut current.buf,
+                        &current.lens,
+                        current.first,
+                        count,
+                        parallelism,
+                    )
+                },
+                || -> Result<(), ItemError> {
+                    if let Some(p) = &previous {
+                        written += self.write_plain(p, written, &mut out)?;
+                    }
+                    self.read_batch(&mut chunks, &mut next)
+                },
+            );
+            // A failure in this batch comes before one in the next.
+            opened?;
+            step?;
+            if let Some(p) = previous.replace(std::mem::replace(&mut current, next)) {
+                spare = p;
             }
-            self.open_batch(&mut buf, &lens, first, count, parallelism)?;
-            for (slot, &len) in buf.chunks(STRIDE).zip(&lens) {
-                let plain = &slot[..len - TAG_LEN];
-                let keep = (true_size - written).min(plain.len() as u64) as usize;
-                if plain[keep..].iter().any(|&b| b != 0) {
-                    return Err(ItemError::Padding);
-                }
-                out.write_all(&plain[..keep])?;
-                written += keep as u64;
-            }
-            first += n;
+        }
+        if let Some(p) = &previous {
+            written += self.write_plain(p, written, &mut out)?;
         }
         let mut one = [0u8; 1];
         if read_full(&mut chunks, &mut one)? != 0 {
@@ -338,6 +445,49 @@ impl ItemOpener {
         }
         out.flush()?;
         Ok(written)
+    }
+
+    /// Reads the ciphertext of the chunks from `batch.first` on (up to [`BATCH_CHUNKS`], none
+    /// past the last) into `batch`.
+    fn read_batch<R: Read>(&self, chunks: &mut R, batch: &mut Batch) -> Result<(), ItemError> {
+        let count = self.manifest.chunk_count();
+        let padded_len = self.manifest.padded_len();
+        let n = count.saturating_sub(batch.first).min(BATCH_CHUNKS as u32) as usize;
+        batch.lens.clear();
+        if batch.buf.len() < n * STRIDE {
+            batch.buf.resize(n * STRIDE, 0);
+        }
+        for (i, slot) in batch.buf.chunks_mut(STRIDE).take(n).enumerate() {
+            let index = batch.first + i as u32;
+            let len = chunk_len(padded_len, count, index);
+            if read_full(chunks, &mut slot[..len])? < len {
+                return Err(ItemError::Truncated { index });
+            }
+            batch.lens.push(len);
+        }
+        Ok(())
+    }
+
+    /// Writes the content of an opened batch (without padding, which must be zeros) to `out`,
+    /// `written` bytes having gone before; returns the bytes written.
+    fn write_plain<W: Write>(
+        &self,
+        batch: &Batch,
+        written: u64,
+        out: &mut W,
+    ) -> Result<u64, ItemError> {
+        let true_size = self.metadata.true_size;
+        let mut now = 0u64;
+        for (slot, &len) in batch.buf.chunks(STRIDE).zip(&batch.lens) {
+            let plain = &slot[..len - TAG_LEN];
+            let keep = (true_size - written - now).min(plain.len() as u64) as usize;
+            if plain[keep..].iter().any(|&b| b != 0) {
+                return Err(ItemError::Padding);
+            }
+            out.write_all(&plain[..keep])?;
+            now += keep as u64;
+        }
+        Ok(now)
     }
 
     fn open_batch(

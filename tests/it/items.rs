@@ -707,3 +707,93 @@ fn plaintext_of_a_bad_batch_is_never_written() {
     assert!(matches!(r, Err(ItemError::ChunkDigest { index: 2 })));
     assert!(out.is_empty(), "{} bytes released", out.len());
 }
+
+/// Opens `chunks` of an item sealed by `sender` into a buffer with every core; returns the
+/// result and what was written before it.
+fn open_all(
+    sender: &Identity,
+    sealed: &attache::crypto::Sealed,
+    chunks: &[u8],
+) -> (Result<u64, ItemError>, Vec<u8>) {
+    let mut out = Vec::new();
+    let r = open_item(
+        &sealed.content_key,
+        &sealed.preamble,
+        &sealed.manifest,
+        sender.public(),
+        chunks,
+        &mut out,
+        Parallelism::All,
+    )
+    .map(|o| o.written);
+    (r, out)
+}
+
+#[test]
+fn across_batches_only_checked_batches_are_written_and_the_first_failure_is_reported() {
+    // 40 chunks: three batches of 16, 16 and 8, read, opened and written overlapped.
+    let sender = identity(1);
+    let data = content(39 * CHUNK_SIZE + 100, 7);
+    let (sealed, chunks) = seal(&sender, &Metadata::default(), &data);
+    assert_eq!(chunks.chunks.len(), 40);
+    let batch = 16 * CHUNK_SIZE;
+
+    // A bad chunk in the second batch: the first batch, and nothing of the second, is out.
+    let mut bad = chunks.chunks.clone();
+    bad[20][9] ^= 1;
+    let (r, out) = open_all(&sender, &sealed, &bad.concat());
+    assert!(
+        matches!(r, Err(ItemError::ChunkDigest { index: 20 })),
+        "{r:?}"
+    );
+    assert!(out == data[..batch], "{} bytes out", out.len());
+
+    // The same, while the third batch, read meanwhile, is cut short: the earlier failure is
+    // the one reported.
+    let cut = bad.concat();
+    let (r, out) = open_all(&sender, &sealed, &cut[..cut.len() - 5000]);
+    assert!(
+        matches!(r, Err(ItemError::ChunkDigest { index: 20 })),
+        "{r:?}"
+    );
+    assert!(out == data[..batch], "{} bytes out", out.len());
+
+    // Good batches and a cut in the third, found while the second is opened: the first is
+    // out, then the truncation.
+    let whole = chunks.concatenated();
+    let (r, out) = open_all(&sender, &sealed, &whole[..whole.len() - 5000]);
+    assert!(
+        matches!(r, Err(ItemError::Truncated { index: 39 })),
+        "{r:?}"
+    );
+    assert!(out == data[..batch], "{} bytes out", out.len());
+
+    // A bad first chunk of the last batch after two good ones.
+    let mut last = chunks.chunks.clone();
+    last[32][0] ^= 1;
+    let (r, out) = open_all(&sender, &sealed, &last.concat());
+    assert!(
+        matches!(r, Err(ItemError::ChunkDigest { index: 32 })),
+        "{r:?}"
+    );
+    assert!(out == data[..2 * batch], "{} bytes out", out.len());
+
+    // Whole, through short reads: every byte, once.
+    let mut out = Vec::new();
+    let written = open_item(
+        &sealed.content_key,
+        &sealed.preamble,
+        &sealed.manifest,
+        sender.public(),
+        Trickle {
+            data: &whole,
+            step: 10_000,
+        },
+        &mut out,
+        Parallelism::All,
+    )
+    .unwrap()
+    .written;
+    assert_eq!(written, data.len() as u64);
+    assert!(out == data, "{} bytes out", out.len());
+}
