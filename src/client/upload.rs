@@ -93,8 +93,6 @@ pub(crate) struct UploadSink<T> {
     item: Option<String>,
     /// The chunks being collected.
     batch: Batch,
-    /// A spare buffer, from a batch already acknowledged.
-    spare: Vec<u8>,
     /// Chunks per request now: from [`FIRST_BATCH`], doubled after each request answered
     /// quickly, up to [`MAX_CHUNKS_PER_REQUEST`], and halved after a slow one; so a fast link
     /// pays few syncs per GiB and a slow one still sends each request well inside the
@@ -127,7 +125,6 @@ impl<T: UploadTransport> UploadSink<T> {
                 bytes: Vec::new(),
                 starts: Vec::with_capacity(FIRST_BATCH),
             },
-            spare: Vec::new(),
             batch_chunks: FIRST_BATCH,
             put: None,
             in_flight: VecDeque::new(),
@@ -166,7 +163,9 @@ impl<T: UploadTransport> UploadSink<T> {
         let item = self.item()?;
         let next = Batch {
             first: self.batch.end(),
-            bytes: std::mem::take(&mut self.spare),
+            // A fresh buffer: keeping one back for reuse would cost a whole request's worth
+            // of memory on top of the ones in flight.
+            bytes: Vec::new(),
             starts: Vec::with_capacity(self.batch_chunks),
         };
         let batch = std::mem::replace(&mut self.batch, next);
@@ -316,7 +315,6 @@ impl<T: UploadTransport> UploadSink<T> {
             return Err(e);
         }
         self.transport.progress(batch.bytes.len() as u64);
-        self.spare = batch.bytes;
         Ok(())
     }
 
