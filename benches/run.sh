@@ -85,6 +85,9 @@ timed() {
 }
 
 # ---- an Attache server and its users ----
+# sled's page cache of the servers started: 256 MiB, but for the 4 GiB document's memory figure,
+# which is taken with the default (64 MiB).
+cache_mb=256
 # start_server STORE [ENV=VALUE...]: a fresh server with blob store STORE in $work/srv-STORE,
 # its users' profiles in $work/homes-STORE; stops the one running before.
 start_server() {
@@ -100,7 +103,7 @@ start_server() {
     env ATTACHE_RATE_WRITES_PER_IP=0 ATTACHE_RATE_WRITES_PER_ACCOUNT=0 \
         ATTACHE_RATE_CHUNKS_PER_IP=0 ATTACHE_RATE_CHUNKS_PER_ACCOUNT=0 \
         ATTACHE_NOTICE_WINDOW=0 "$@" "$attache" serve --listen "127.0.0.1:$port" \
-        --data "$srv/data" --keys "$srv/keys" --cache-mb 256 --blob-store "$store" \
+        --data "$srv/data" --keys "$srv/keys" --cache-mb "$cache_mb" --blob-store "$store" \
         >"$srv/out" 2>"$srv/log" &
     server_pid=$!
     for _ in $(seq 100); do grep -q '^listening on' "$srv/out" 2>/dev/null && break; sleep 0.1; done
@@ -277,7 +280,9 @@ fi
 if want big; then
     store=${stores[0]}
     echo "== big document $big_mib MiB [$store], load $(load_now)"
+    cache_mb=64
     start_server "$store"
+    cache_mb=256
     make_users 2
     at="$(date -u +%H:%MZ), load $(load_now)"
     head -c "$((big_mib * 1024 * 1024))" /dev/urandom >"$work/big.bin"
@@ -288,7 +293,7 @@ if want big; then
     cmp -s "$work/bigdown/big.bin" "$work/big.bin" || { echo "4 GiB document differs" >&2; exit 1; }
     rm -rf "$work/big.bin" "$work/bigdown"
     row "[$store] $big_mib MiB: client peak RSS send / download (MiB)" "$(mib "$bsend_kib") / $(mib "$bdown_kib")" "-" "-" "< 64" "benches/run.sh big ($at)"
-    row "[$store] $big_mib MiB: server peak RSS (MiB)" "$(mib "$(server_peak_kib)")" "-" "-" "< 64" "benches/run.sh big ($at)"
+    row "[$store] $big_mib MiB: server peak RSS (MiB; default --cache-mb 64)" "$(mib "$(server_peak_kib)")" "-" "-" "< 64" "benches/run.sh big ($at)"
     row "[$store] $big_mib MiB: send / download wall (s; download to disk, synced)" "$bsend_s / $bdown_s" "-" "-" "-" "benches/run.sh big ($at)"
 fi
 

@@ -2,8 +2,10 @@
 //! arrives (so that the commit checks the signed manifest without reading the ciphertext
 //! back), and each account's stored ciphertext bytes against its quota.
 //!
-//! Trees: `chunk_digests` (`version || item id || index u32 BE` → `version || digest (32)`),
-//! kept from a chunk's upload until its item is committed or deleted; `usage` (`version ||
+//! Trees: `chunk_digests` (`version || item id || index u32 BE` → `version || digest (32) ×
+//! n`: the digests of the n chunks a request recorded from that index, one entry per request
+//! rather than per chunk, which keeps a 4 GiB upload to 512 entries instead of 65,536), kept from
+//! a chunk's upload until its item is committed or deleted; `usage` (`version ||
 //! email` → `version || bytes u64 BE`), the ciphertext bytes of every item the account
 //! uploaded, committed or not, counted when chunks arrive and uncounted when the item is
 //! deleted.
@@ -81,6 +83,7 @@ impl Store {
         let (old_bytes, new_bytes) = (encode(old), encode(new));
         let added = i64::try_from(new.received_bytes.saturating_sub(old.received_bytes))
             .map_err(|_| StorageError::TooLong { tree: "usage" })?;
+        let all = digests.concat();
         let r =
             (&self.items, &self.chunk_digests, &self.usage).transaction(|(items, sums, usage)| {
                 if items.get(&key)?.as_deref() != Some(old_bytes.as_slice()) {
@@ -90,8 +93,8 @@ impl Store {
                     Ok(used) => used,
                     Err(over) => return Ok(Err(over)),
                 };
-                for (i, d) in (old.received..).zip(digests) {
-                    sums.insert(&digest_key(&old.id, i), versioned_raw(d))?;
+                if !digests.is_empty() {
+                    sums.insert(&digest_key(&old.id, old.received), versioned_raw(&all))?;
                 }
                 items.insert(key.as_slice(), new_bytes.as_slice())?;
                 Ok(Ok(used))
@@ -145,22 +148,22 @@ impl Store {
             .range(digest_key(item, 0)..digest_key(item, count))
         {
             let (k, v) = r?;
-            let index = k
+            let corrupt = || StorageError::Corrupt {
+                tree: "chunk_digests",
+            };
+            let first = k
                 .get(17..21)
                 .and_then(|b| b.try_into().ok())
                 .map(u32::from_be_bytes)
-                .ok_or(StorageError::Corrupt {
-                    tree: "chunk_digests",
-                })?;
-            let digest = match &v[..] {
-                [FORMAT_VERSION, d @ ..] => <[u8; 32]>::try_from(d).ok(),
-                _ => None,
-            }
-            .ok_or(StorageError::Corrupt {
-                tree: "chunk_digests",
-            })?;
-            if let Some(slot) = out.get_mut(index as usize) {
-                *slot = Some(digest);
+                .ok_or_else(corrupt)?;
+            let digests = match &v[..] {
+                [FORMAT_VERSION, d @ ..] if !d.is_empty() && d.len() % 32 == 0 => d,
+                _ => return Err(corrupt()),
+            };
+            for (index, d) in (first as usize..).zip(digests.chunks_exact(32)) {
+                if let (Some(slot), Ok(d)) = (out.get_mut(index), <[u8; 32]>::try_from(d)) {
+                    *slot = Some(d);
+                }
             }
         }
         Ok(out)
@@ -286,6 +289,23 @@ mod tests {
             store.chunk_digests(&[3; 16], 3).expect("digests"),
             [Some([1; 32]), Some([2; 32]), None]
         );
+        // One entry per request, read back chunk by chunk.
+        let three = item(3, 1200);
+        store
+            .record_chunks(&one, &three, &[[3; 32]], None)
+            .expect("record")
+            .expect("no limit");
+        assert_eq!(
+            store.chunk_digests(&[3; 16], 3).expect("digests"),
+            [Some([1; 32]), Some([2; 32]), Some([3; 32])]
+        );
+        assert_eq!(
+            store
+                .count_prefix("chunk_digests", &key_bytes(&[3; 16]))
+                .expect("count"),
+            Some(2)
+        );
+        let one = three;
         // A stale record is refused.
         assert!(matches!(
             store.record_chunks(&empty, &one, &[], None),
