@@ -49,7 +49,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -83,6 +83,10 @@ use crate::wire::{from_hex, to_hex};
 const RECORD_HEADER: &str = "attache-message v1";
 /// The largest message record read.
 const MAX_RECORD: u64 = 1 << 20;
+/// How long one client reuses a recipient's keys, once checked against the pinned ones, before
+/// asking the directory again (a long-lived client sending many messages; every command of the
+/// CLI asks afresh).
+const RECHECK_KEYS_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 /// Item headers of an inbox listing fetched at once (each is one request for a key package).
 const INBOX_THREADS: usize = 16;
 
@@ -234,6 +238,9 @@ pub struct Client {
     identity: OnceCell<Identity>,
     /// The session token, and whether it came from the cache (and may be stale).
     token: RefCell<Option<(String, bool)>>,
+    /// Recipients' keys as the directory gave them and the pinned ones matched, with when:
+    /// reused for [`RECHECK_KEYS_AFTER`], so a client sending many messages asks once.
+    checked_keys: RefCell<HashMap<String, (PublicKeys, Instant)>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -328,6 +335,7 @@ impl Client {
             unlock,
             identity: OnceCell::new(),
             token: RefCell::new(None),
+            checked_keys: RefCell::default(),
         })
     }
 
@@ -925,9 +933,17 @@ impl Client {
         if email == self.profile.config.email {
             return Ok(*self.identity()?.public());
         }
+        if let Some((keys, at)) = self.checked_keys.borrow().get(email) {
+            if at.elapsed() < RECHECK_KEYS_AFTER {
+                return Ok(*keys);
+            }
+        }
         let account: Account = self.get_json(&format!("/directory/{}", path_segment(email)))?;
         let keys = account_keys(&account)?;
         self.check_pin(email, &keys)?;
+        self.checked_keys
+            .borrow_mut()
+            .insert(email.to_owned(), (keys, Instant::now()));
         Ok(keys)
     }
 

@@ -341,3 +341,61 @@ fn a_changed_contact_key_is_refused_for_sending() {
     assert!(err.contains("carol@client.example"), "{err}");
     assert!(err.contains("attache verify"), "{err}");
 }
+
+/// How many `GET /v1/directory/{email}` the server answered, from `/metrics`.
+fn directory_lookups(server: &crate::support::Server) -> u64 {
+    let text = crate::support::insecure_http()
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("attache_requests_total{method=\"GET\",route=\"/v1/directory/{email}\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn one_client_checks_a_recipients_keys_once_for_many_messages() {
+    use attache::client::{Client, NoProgress, Outgoing, Profile};
+    let root = temp_dir();
+    let root = root.path();
+    let server = start_server(root, free_port());
+    let (attorney, client) = firm_and_client(root, &server);
+    let before = directory_lookups(&server);
+    let app = Client::connect(
+        Profile::load(&attorney.home).unwrap(),
+        Box::new(|| Ok(crate::support::PASSPHRASE.to_owned())),
+    )
+    .unwrap();
+    for n in 0..3 {
+        let outgoing = Outgoing {
+            to: vec!["carol@client.example".into()],
+            subject: format!("note {n}"),
+            body: "one of several".into(),
+            files: Vec::new(),
+            in_reply_to: None,
+            matter: None,
+        };
+        app.send(&outgoing, &NoProgress).unwrap();
+    }
+    assert_eq!(
+        directory_lookups(&server) - before,
+        1,
+        "asked once for three sends"
+    );
+    // Every command of the CLI asks afresh.
+    attorney.ok(&[
+        "send",
+        "--to",
+        "carol@client.example",
+        "--body",
+        "from the CLI",
+    ]);
+    assert_eq!(directory_lookups(&server) - before, 2);
+    let inbox = client.json(&["inbox", "--json"]);
+    assert_eq!(inbox.as_array().unwrap().len(), 4);
+}
