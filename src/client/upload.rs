@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::ClientError;
-use crate::crypto::{ChunkSink, Preamble};
+use crate::crypto::{CHUNK_SIZE, ChunkSink, Preamble};
 use crate::wire::api::{MAX_CHUNKS_PER_REQUEST, UploadState};
 
 /// Attempts per batch (the first try and the retries).
@@ -163,13 +163,12 @@ impl<T: UploadTransport> UploadSink<T> {
         let item = self.item()?;
         let next = Batch {
             first: self.batch.end(),
-            // A fresh buffer: keeping one back for reuse would cost a whole request's worth
-            // of memory on top of the ones in flight.
-            bytes: Vec::new(),
+            // A fresh buffer, sized for the request once: keeping one back for reuse would cost
+            // a whole request's worth of memory on top of the ones in flight.
+            bytes: Vec::with_capacity(self.batch_chunks * (CHUNK_SIZE + 16)),
             starts: Vec::with_capacity(self.batch_chunks),
         };
         let batch = std::mem::replace(&mut self.batch, next);
-        self.batch.bytes.clear();
         while self.in_flight.len() >= IN_FLIGHT {
             self.settle_oldest()?;
         }

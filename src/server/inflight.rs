@@ -194,15 +194,26 @@ impl Claim {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(entry) = items.get_mut(&self.id) {
+        release(&self.items, &self.id, |entry| {
             if let Some(i) = entry.ranges.iter().position(|r| *r == self.range) {
                 entry.ranges.swap_remove(i);
             }
             entry.bump();
-            if entry.ranges.is_empty() && !entry.committing {
-                items.remove(&self.id);
-            }
+        });
+    }
+}
+
+/// Changes upload `id`'s entry with `change`, then forgets the entry if nothing holds it.
+fn release(
+    items: &Mutex<HashMap<[u8; 16], Entry>>,
+    id: &[u8; 16],
+    change: impl FnOnce(&mut Entry),
+) {
+    let mut items = items.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(entry) = items.get_mut(id) {
+        change(entry);
+        if entry.ranges.is_empty() && !entry.committing {
+            items.remove(id);
         }
     }
 }
@@ -215,13 +226,7 @@ pub(crate) struct CommitHold {
 
 impl Drop for CommitHold {
     fn drop(&mut self) {
-        let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(entry) = items.get_mut(&self.id) {
-            entry.committing = false;
-            if entry.ranges.is_empty() {
-                items.remove(&self.id);
-            }
-        }
+        release(&self.items, &self.id, |entry| entry.committing = false);
     }
 }
 

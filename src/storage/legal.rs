@@ -539,7 +539,7 @@ impl Store {
 
     /// Deletes an item's key packages and grant index entries, then its chunks, then its
     /// record: the record goes last, so an interrupted deletion is found again.
-    fn delete_item(
+    pub(super) fn delete_item(
         &self,
         item: &ItemRecord,
         counts: &mut DeletionCounts,

@@ -194,10 +194,7 @@ impl Store {
     /// yet durable.
     pub fn discard_item(&self, item: &[u8; 16]) -> Result<(), StorageError> {
         if let Some(rec) = self.item(item)? {
-            for r in self.key_packages.scan_prefix(key_bytes(item)).keys() {
-                self.key_packages.remove(r?)?;
-            }
-            self.remove_item(&rec)?;
+            self.delete_item(&rec, &mut super::legal::DeletionCounts::default())?;
         }
         Ok(())
     }
