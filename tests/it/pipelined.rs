@@ -9,26 +9,14 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use reqwest::blocking::{Body, Client};
+use reqwest::blocking::Body;
 use serde_json::{Value, json};
 
 use attache::crypto::{Metadata, Sealed, SealedChunks, seal_key_package};
 
-use crate::support::{
-    ApiUser, NO_LIMITS, Server, free_port, insecure_http, seal, start_server_with, temp_dir,
-};
+use crate::support::{ApiUser, ApiWorld, seal};
 
-struct World {
-    root: tempfile::TempDir,
-    _server: Server,
-    http: Client,
-    url: String,
-    ann: ApiUser,
-    /// A client, with 1 MiB of quota.
-    carol: ApiUser,
-}
-
-/// How the slow request of [`World::ahead_of_a_slow_request`] ends.
+/// How the slow request of [`ApiWorld::ahead_of_a_slow_request`] ends.
 #[derive(Clone, Copy)]
 enum Then {
     /// The client cuts its body.
@@ -37,32 +25,7 @@ enum Then {
     Finish,
 }
 
-impl World {
-    fn start() -> Self {
-        let root = temp_dir();
-        let mut env = NO_LIMITS.to_vec();
-        env.push(("ATTACHE_QUOTA_MIB", "1"));
-        let server = start_server_with(root.path(), free_port(), &env);
-        let http = insecure_http();
-        let url = server.url.clone();
-        let ann = ApiUser::join(
-            "ann@firm.example",
-            1,
-            &http,
-            &url,
-            server.bootstrap.as_deref().unwrap(),
-        );
-        let carol = ann.invite_and_join(&http, &url, "carol@client.example", "client", 2);
-        Self {
-            root,
-            _server: server,
-            http,
-            url,
-            ann,
-            carol,
-        }
-    }
-
+impl ApiWorld {
     /// The file of `item` in the file blob store.
     fn file(&self, item: &str) -> std::path::PathBuf {
         self.root
@@ -147,7 +110,7 @@ impl World {
     }
 }
 
-impl World {
+impl ApiWorld {
     /// As `who`, starts a request at chunk 0 with the body `first`, of which only a little
     /// arrives; runs `during` while it is in flight; sends `ahead` at chunk `at`; then the first
     /// body is cut or finished (`then`). Returns the answers to both requests.
@@ -211,7 +174,7 @@ fn concat(chunks: &[Vec<u8>]) -> Vec<u8> {
 
 #[test]
 fn a_request_ahead_is_recorded_in_its_turn_and_the_item_commits_whole() {
-    let w = World::start();
+    let w = ApiWorld::start();
     let (item, sealed, chunks) = w.begin(40 * 65_536);
     let n = chunks.chunks.len();
     assert!(n > 32);
@@ -244,7 +207,7 @@ fn a_request_ahead_is_recorded_in_its_turn_and_the_item_commits_whole() {
 
 #[test]
 fn requests_ahead_are_refused_exactly_when_they_cannot_be_recorded() {
-    let w = World::start();
+    let w = ApiWorld::start();
     let (item, sealed, chunks) = w.begin(40 * 65_536);
     let wrong_offset = |v: &Value, at: u32| {
         assert_eq!(v["error"], "wrong_offset", "{v}");
@@ -319,7 +282,7 @@ fn requests_ahead_are_refused_exactly_when_they_cannot_be_recorded() {
 
 #[test]
 fn what_a_failed_request_ahead_wrote_past_the_last_chunk_is_cut_at_the_commit() {
-    let w = World::start();
+    let w = ApiWorld::start();
     // A small item of a few chunks, and 16 chunks of another written ahead of it at 1..17.
     let (item, sealed, chunks) = w.begin(3 * 65_536);
     let (_, _, other) = w.begin(40 * 65_536);
@@ -364,7 +327,7 @@ fn what_a_failed_request_ahead_wrote_past_the_last_chunk_is_cut_at_the_commit() 
 
 #[test]
 fn a_file_written_ahead_of_an_item_of_one_short_chunk_goes_at_the_commit() {
-    let w = World::start();
+    let w = ApiWorld::start();
     // The item is one short chunk, which the store keeps in sled; a request ahead of it
     // writes a file that would shadow it.
     let (item, sealed, chunks) = w.begin(1000);
@@ -394,7 +357,7 @@ fn a_file_written_ahead_of_an_item_of_one_short_chunk_goes_at_the_commit() {
 
 #[test]
 fn chunks_written_after_their_upload_was_discarded_are_deleted_with_it() {
-    let w = World::start();
+    let w = ApiWorld::start();
     // Carol (1 MiB of quota) has requests in flight at 0 and ahead at 1 when a third, at 9,
     // passes her quota: the upload is discarded. The slow first request's chunk is written
     // after that, and must not stay on disk.

@@ -3,51 +3,13 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
 use attache::crypto::{Metadata, seal_key_package};
 
-use crate::support::{
-    ApiUser, NO_LIMITS, Server, free_port, insecure_http, seal, start_server_with, temp_dir,
-};
+use crate::support::{ApiUser, ApiWorld, seal};
 
-struct World {
-    _root: tempfile::TempDir,
-    _server: Server,
-    http: Client,
-    url: String,
-    ann: ApiUser,
-    carol: ApiUser,
-}
-
-impl World {
-    fn start() -> Self {
-        let root = temp_dir();
-        // Clients may store 1 MiB.
-        let mut env = NO_LIMITS.to_vec();
-        env.push(("ATTACHE_QUOTA_MIB", "1"));
-        let server = start_server_with(root.path(), free_port(), &env);
-        let http = insecure_http();
-        let url = server.url.clone();
-        let ann = ApiUser::join(
-            "ann@firm.example",
-            1,
-            &http,
-            &url,
-            server.bootstrap.as_deref().unwrap(),
-        );
-        let carol = ann.invite_and_join(&http, &url, "carol@client.example", "client", 2);
-        Self {
-            _root: root,
-            _server: server,
-            http,
-            url,
-            ann,
-            carol,
-        }
-    }
-
+impl ApiWorld {
     fn call(&self, who: &ApiUser, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut r = self
@@ -123,7 +85,7 @@ fn b64_bytes(v: &Value) -> Vec<u8> {
 
 #[test]
 fn a_message_item_sent_whole_is_stored_committed_and_readable() {
-    let w = World::start();
+    let w = ApiWorld::start();
     let item = sealed(&w.ann, &[&w.ann, &w.carol], b"attache-message v1\n");
     let (status, sent) = w.call(
         &w.ann,
@@ -158,7 +120,7 @@ fn a_message_item_sent_whole_is_stored_committed_and_readable() {
 
 #[test]
 fn every_refusal_of_a_whole_message_item_is_exact_and_stores_nothing() {
-    let w = World::start();
+    let w = ApiWorld::start();
     let to = w.carol.email.clone();
     let good = sealed(&w.ann, &[&w.ann, &w.carol], b"hello");
 
@@ -247,7 +209,7 @@ fn every_refusal_of_a_whole_message_item_is_exact_and_stores_nothing() {
 
 #[test]
 fn a_whole_message_item_over_the_quota_is_refused_and_leaves_the_usage_as_it_was() {
-    let w = World::start();
+    let w = ApiWorld::start();
     // Carol, a client with 1 MiB of quota, sends messages of 40 KiB until one does not fit.
     let send = || {
         let item = sealed(&w.carol, &[&w.ann, &w.carol], &[1u8; 40 * 1024]);
@@ -300,7 +262,7 @@ fn a_whole_message_item_over_the_quota_is_refused_and_leaves_the_usage_as_it_was
 
 #[test]
 fn a_send_body_over_its_limit_is_refused_before_it_is_read() {
-    let w = World::start();
+    let w = ApiWorld::start();
     let mut item = sealed(&w.ann, &[&w.ann, &w.carol], b"x");
     item["chunk"] = json!("A".repeat(attache::server::SEND_LIMIT));
     let (status, v) = w.call(
@@ -315,7 +277,7 @@ fn a_send_body_over_its_limit_is_refused_before_it_is_read() {
 
 #[test]
 fn a_listing_with_headers_carries_each_readable_header_and_audits_each_release() {
-    let w = World::start();
+    let w = ApiWorld::start();
     let mut items = Vec::new();
     for text in [&b"first"[..], b"second"] {
         let item = sealed(&w.ann, &[&w.ann, &w.carol], text);

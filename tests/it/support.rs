@@ -437,6 +437,46 @@ impl ApiUser {
     }
 }
 
+/// A server for API tests, with the request-rate limits off and clients' quota at 1 MiB: its
+/// bootstrap admin Ann and a client, Carol, each signed in over HTTP. Test modules add their
+/// own helpers in `impl ApiWorld` blocks.
+pub(crate) struct ApiWorld {
+    pub(crate) root: tempfile::TempDir,
+    pub(crate) _server: Server,
+    pub(crate) http: reqwest::blocking::Client,
+    pub(crate) url: String,
+    pub(crate) ann: ApiUser,
+    /// A client, with 1 MiB of quota.
+    pub(crate) carol: ApiUser,
+}
+
+impl ApiWorld {
+    pub(crate) fn start() -> Self {
+        let root = temp_dir();
+        let mut env = NO_LIMITS.to_vec();
+        env.push(("ATTACHE_QUOTA_MIB", "1"));
+        let server = start_server_with(root.path(), free_port(), &env);
+        let http = insecure_http();
+        let url = server.url.clone();
+        let ann = ApiUser::join(
+            "ann@firm.example",
+            1,
+            &http,
+            &url,
+            server.bootstrap.as_deref().unwrap(),
+        );
+        let carol = ann.invite_and_join(&http, &url, "carol@client.example", "client", 2);
+        Self {
+            root,
+            _server: server,
+            http,
+            url,
+            ann,
+            carol,
+        }
+    }
+}
+
 /// Checks the security headers every answer carries (`html`: the answer is a page).
 pub(crate) fn check_hygiene(what: &str, headers: &reqwest::header::HeaderMap, html: bool) {
     let get = |name: &str| {
