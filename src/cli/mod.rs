@@ -15,8 +15,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use attache::container::{ContainerError, open_file, seal_file};
 use attache::crypto::{
-    DEFAULT_WORK_FACTOR, Identity, ItemError, KeyFileError, KeyPackageError, Metadata, Parallelism,
-    PublicKeys, open_key_file, seal_key_file,
+    CHUNK_SIZE, DEFAULT_WORK_FACTOR, Identity, ItemError, KeyFileError, KeyPackageError, Metadata,
+    Parallelism, PublicKeys, open_key_file, seal_key_file,
 };
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -307,10 +307,11 @@ fn open(
 
 /// Runs `write` against `output`: standard output for `-`; otherwise a private temporary file
 /// beside `output`, flushed to disk and renamed into place only if `write` succeeds (removed
-/// if it fails).
+/// if it fails). The buffer is one chunk long, so chunk-sized writes go straight through
+/// instead of being copied.
 fn write_output<T>(output: &Path, write: impl FnOnce(&mut dyn Write) -> Result<T>) -> Result<T> {
     if output == Path::new("-") {
-        let mut out = io::BufWriter::with_capacity(1 << 20, io::stdout().lock());
+        let mut out = io::BufWriter::with_capacity(CHUNK_SIZE, io::stdout().lock());
         let value = write(&mut out)?;
         out.flush()?;
         return Ok(value);
@@ -318,7 +319,7 @@ fn write_output<T>(output: &Path, write: impl FnOnce(&mut dyn Write) -> Result<T
     let partial = partial_path(output);
     let result = (|| {
         let file = create_private(&partial, false)?;
-        let mut out = io::BufWriter::with_capacity(1 << 20, file);
+        let mut out = io::BufWriter::with_capacity(CHUNK_SIZE, file);
         let value = write(&mut out)?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;

@@ -821,7 +821,7 @@ impl Client {
             progress.begin(&name, manifest.ciphertext_len());
             let opened = opener.open_chunks(
                 CountingReader::new(chunks, progress),
-                io::BufWriter::with_capacity(1 << 20, &file),
+                io::BufWriter::with_capacity(CHUNK_SIZE, &file),
                 Parallelism::All,
             );
             progress.end();

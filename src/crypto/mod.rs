@@ -8,6 +8,7 @@
 
 mod agefile;
 pub mod audit;
+mod crew;
 pub mod evidence;
 mod grant;
 mod identity;

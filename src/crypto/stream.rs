@@ -1,17 +1,18 @@
 //! Streaming seal and open in bounded memory, using every core.
 //!
 //! Content is read in batches of [`BATCH_CHUNKS`] chunks; the chunks of a batch are sealed (or
-//! checked and opened) in parallel, in place, then handed on in order. With every core, the
-//! next batch is read and the one before handed on (or written) while a batch is sealed (or
-//! opened), so reading and writing overlap the cryptography; three reusable buffers take turns.
-//! Memory is therefore about three batches (3 MiB) plus 32 bytes of digest per chunk, whatever
-//! the size of the item. When opening, a batch's plaintext is written only after every chunk in
-//! it has matched the signed manifest and passed AES-GCM authentication.
+//! checked and opened) in place, then handed on in order. With every core, a crew of helper
+//! threads (one per other core, for the whole call) takes the chunks one by one, and the calling
+//! thread reads the next batch and hands it over before it joins in on what is left of the
+//! current one and hands that on (or writes it): reading and writing overlap the cryptography,
+//! and the helpers go from one batch to the next without waiting. Two reusable batches take
+//! turns, so memory is about two batches (2 MiB) plus 32 bytes of digest per chunk, whatever the
+//! size of the item. When opening, a batch's plaintext is written only after every chunk in it
+//! has matched the signed manifest and passed AES-GCM authentication.
 
 use std::io::{self, Read, Write};
 
-use rayon::prelude::*;
-
+use super::crew::{self, with_crew};
 use super::item::{
     CHUNK_SIZE, ContentKey, ItemError, ItemKeys, MAX_CHUNKS, Manifest, Metadata, Preamble, TAG_LEN,
     chunk_count, chunk_len, seal_metadata_into_manifest,
@@ -21,12 +22,14 @@ use super::{Identity, PublicKeys, RandomSource, SystemRandom};
 
 /// Chunks per batch: enough to keep every core busy, small enough to bound memory (1 MiB).
 pub const BATCH_CHUNKS: usize = 16;
+/// A lone batch of fewer chunks is sealed or opened on the calling thread alone.
+const MIN_SHARED_BATCH: usize = 4;
 const STRIDE: usize = CHUNK_SIZE + TAG_LEN;
 
 /// How many threads sealing and opening may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Parallelism {
-    /// Every core (rayon's global pool).
+    /// Every core: a helper thread per other core for the length of the call.
     #[default]
     All,
     /// The calling thread only.
@@ -141,44 +144,35 @@ pub(crate) fn seal_item_with<R: Read, S: ChunkSink>(
 
     let mut source = PaddedReader::new(content);
     let mut carry: Option<u8> = None;
-    let mut digests: Vec<[u8; 32]> = Vec::new();
     let mut current = Batch::default();
     fill_batch(&mut source, &mut carry, &mut current)?;
-    // The batch sealed before `current`, still to be handed to the sink; a spare buffer.
-    let mut previous: Option<Batch> = None;
-    let mut spare = Batch::default();
-    loop {
-        let mut next = std::mem::take(&mut spare);
-        next.first = current.end();
-        let keys = &keys;
-        // With every core, the next batch is read and the one before handed on while this one
-        // is sealed; alone (or for a single batch), one after the other.
-        let last = current.last;
-        let overlap = parallelism == Parallelism::All && (!last || previous.is_some());
-        let (sealed, step) = overlapped(
-            overlap,
-            || current.seal(keys, parallelism),
-            || -> Result<(), ItemError> {
-                if let Some(p) = &previous {
-                    p.hand_on(sink)?;
-                }
-                if !last {
-                    fill_batch(&mut source, &mut carry, &mut next)?;
-                }
-                Ok(())
-            },
-        );
-        step?;
-        digests.extend_from_slice(&sealed);
-        if let Some(p) = previous.take() {
-            spare = p;
-        }
-        if current.last {
+    let seal = |task: Task| task.seal(&keys);
+    let helpers = helpers(parallelism, &current);
+    let (current, digests) = with_crew(helpers, &seal, |crew| {
+        let mut current = current;
+        let mut digests: Vec<[u8; 32]> = Vec::new();
+        let mut spare = Batch::default();
+        crew.submit(current.tasks());
+        loop {
+            // While the crew seals this batch, the next one is read and handed over too, so
+            // the helpers go on to it as soon as they are done with this one.
+            let next = if current.last {
+                None
+            } else {
+                let mut next = std::mem::take(&mut spare);
+                next.first = current.end();
+                fill_batch(&mut source, &mut carry, &mut next)?;
+                crew.submit(next.tasks());
+                Some(next)
+            };
+            digests.extend(current.put_back(crew.finish(current.range())));
             current.hand_on(sink)?;
-            break;
+            match next {
+                Some(next) => spare = std::mem::replace(&mut current, next),
+                None => return Ok::<_, ItemError>((current, digests)),
+            }
         }
-        previous = Some(std::mem::replace(&mut current, next));
-    }
+    })?;
     let next_index = current.end();
     let true_size = source.true_size();
     debug_assert_eq!(chunk_count(padme(true_size)), u64::from(next_index));
@@ -199,32 +193,23 @@ pub(crate) fn seal_item_with<R: Read, S: ChunkSink>(
     })
 }
 
-/// Runs `work` on a thread of its own while `meanwhile` runs here, if `overlap`; else one
-/// after the other. A panic in `work` goes on in the caller.
-fn overlapped<A: Send, B>(
-    overlap: bool,
-    work: impl FnOnce() -> A + Send,
-    meanwhile: impl FnOnce() -> B,
-) -> (A, B) {
-    if !overlap {
-        let a = work();
-        return (a, meanwhile());
-    }
-    std::thread::scope(|scope| {
-        let worker = scope.spawn(work);
-        let b = meanwhile();
-        match worker.join() {
-            Ok(a) => (a, b),
-            Err(panic) => std::panic::resume_unwind(panic),
+/// How many helpers to start for an item whose first batch is `first`: none for one thread,
+/// or for a short item whose only batch the caller seals faster than a thread starts.
+fn helpers(parallelism: Parallelism, first: &Batch) -> usize {
+    match parallelism {
+        Parallelism::All if !first.last || first.lens.len() >= MIN_SHARED_BATCH => {
+            crew::helpers_for_every_core()
         }
-    })
+        _ => 0,
+    }
 }
 
-/// Up to [`BATCH_CHUNKS`] consecutive chunks in one buffer, one slot of [`STRIDE`] bytes each.
+/// Up to [`BATCH_CHUNKS`] consecutive chunks, each in a buffer of [`STRIDE`] bytes of its own,
+/// so that the crew can take them one by one.
 #[derive(Default)]
 struct Batch {
-    /// Grown one slot at a time up to a full batch, so a short message costs one slot.
-    buf: Vec<u8>,
+    /// Allocated as first needed, so a short message costs one.
+    slots: Vec<Vec<u8>>,
     /// The length of each chunk's content (sealing) or ciphertext (opening).
     lens: Vec<usize>,
     /// Index of the first chunk.
@@ -233,29 +218,107 @@ struct Batch {
     last: bool,
 }
 
+/// One chunk for the crew, its buffer moved out of the batch.
+struct Task {
+    index: u32,
+    /// Whether it is the item's last chunk.
+    last: bool,
+    len: usize,
+    slot: Vec<u8>,
+}
+
+/// A task done, its buffer to go back into the batch.
+struct Done<T> {
+    index: u32,
+    slot: Vec<u8>,
+    outcome: T,
+}
+
+impl Task {
+    /// Seals the chunk in place, its tag after it, and takes its digest.
+    fn seal(mut self, keys: &ItemKeys) -> Done<[u8; 32]> {
+        let (plain, rest) = self.slot.split_at_mut(self.len);
+        let tag = keys.seal_chunk(self.index, self.last, plain);
+        rest[..TAG_LEN].copy_from_slice(&tag);
+        let digest = *blake3::hash(&self.slot[..self.len + TAG_LEN]).as_bytes();
+        self.done(digest)
+    }
+
+    fn done<T>(self, outcome: T) -> Done<T> {
+        Done {
+            index: self.index,
+            slot: self.slot,
+            outcome,
+        }
+    }
+}
+
 impl Batch {
     fn end(&self) -> u32 {
         self.first + self.lens.len() as u32
     }
 
-    /// Seals the batch in place and returns the chunks' digests.
-    fn seal(&mut self, keys: &ItemKeys, parallelism: Parallelism) -> Vec<[u8; 32]> {
-        seal_batch(
-            keys,
-            &mut self.buf,
-            &self.lens,
-            self.first,
-            self.last,
-            parallelism,
-        )
+    fn range(&self) -> std::ops::Range<u32> {
+        self.first..self.end()
+    }
+
+    /// Moves the filled chunks out as tasks, in order, each with its index.
+    fn tasks(&mut self) -> impl Iterator<Item = (u32, Task)> + '_ {
+        let first = self.first;
+        let n = self.lens.len();
+        let final_index = self.last.then(|| self.end() - 1);
+        self.slots[..n]
+            .iter_mut()
+            .zip(&self.lens)
+            .enumerate()
+            .map(move |(i, (slot, &len))| {
+                let index = first + i as u32;
+                let task = Task {
+                    index,
+                    last: final_index == Some(index),
+                    len,
+                    slot: std::mem::take(slot),
+                };
+                (index, task)
+            })
+    }
+
+    /// Puts the buffers of the batch's finished tasks back and returns their outcomes in chunk
+    /// order.
+    fn put_back<T>(&mut self, mut done: Vec<Done<T>>) -> impl Iterator<Item = T> {
+        done.sort_unstable_by_key(|d| d.index);
+        done.into_iter().map(|d| {
+            self.slots[(d.index - self.first) as usize] = d.slot;
+            d.outcome
+        })
+    }
+
+    /// The filled chunks' buffers with their lengths.
+    fn filled(&self) -> impl Iterator<Item = (&[u8], usize)> {
+        self.slots
+            .iter()
+            .map(Vec::as_slice)
+            .zip(self.lens.iter().copied())
     }
 
     /// Hands the sealed chunks to `sink`, in order.
     fn hand_on<S: ChunkSink>(&self, sink: &mut S) -> io::Result<()> {
-        for (i, (slot, &len)) in self.buf.chunks(STRIDE).zip(&self.lens).enumerate() {
+        for (i, (slot, len)) in self.filled().enumerate() {
             sink.chunk(self.first + i as u32, &slot[..len + TAG_LEN])?;
         }
         Ok(())
+    }
+
+    /// The buffer for chunk `i` of the batch, allocated if it is the first use.
+    fn slot(&mut self, i: usize) -> &mut Vec<u8> {
+        while self.slots.len() <= i {
+            self.slots.push(Vec::new());
+        }
+        let slot = &mut self.slots[i];
+        if slot.len() < STRIDE {
+            slot.resize(STRIDE, 0);
+        }
+        slot
     }
 }
 
@@ -270,10 +333,7 @@ fn fill_batch<R: Read>(
     batch.lens.clear();
     let mut more = true;
     for i in 0..BATCH_CHUNKS {
-        if batch.buf.len() < (i + 1) * STRIDE {
-            batch.buf.resize((i + 1) * STRIDE, 0);
-        }
-        let plain = &mut batch.buf[i * STRIDE..i * STRIDE + CHUNK_SIZE];
+        let plain = &mut batch.slot(i)[..CHUNK_SIZE];
         let mut filled = 0;
         if let Some(b) = carry.take() {
             plain[0] = b;
@@ -304,37 +364,6 @@ fn fill_batch<R: Read>(
         return Err(ItemError::TooLarge);
     }
     Ok(())
-}
-
-fn seal_batch(
-    keys: &ItemKeys,
-    buf: &mut [u8],
-    lens: &[usize],
-    first: u32,
-    ends_item: bool,
-    parallelism: Parallelism,
-) -> Vec<[u8; 32]> {
-    let last_in_batch = lens.len() - 1;
-    let work = |(i, (slot, &len)): (usize, (&mut [u8], &usize))| {
-        let last = ends_item && i == last_in_batch;
-        let (plain, rest) = slot.split_at_mut(len);
-        let tag = keys.seal_chunk(first + i as u32, last, plain);
-        rest[..TAG_LEN].copy_from_slice(&tag);
-        *blake3::hash(&slot[..len + TAG_LEN]).as_bytes()
-    };
-    if parallelism == Parallelism::All && lens.len() > 1 {
-        buf.par_chunks_mut(STRIDE)
-            .zip(lens.par_iter())
-            .enumerate()
-            .map(work)
-            .collect()
-    } else {
-        buf.chunks_mut(STRIDE)
-            .zip(lens)
-            .enumerate()
-            .map(work)
-            .collect()
-    }
 }
 
 /// Checks and opens the chunks of a sealed item.
@@ -398,47 +427,36 @@ impl ItemOpener {
         parallelism: Parallelism,
     ) -> Result<u64, ItemError> {
         let count = self.manifest.chunk_count();
-        let mut written: u64 = 0;
         let mut current = Batch::default();
         self.read_batch(&mut chunks, &mut current)?;
-        // The batch opened before `current`, its plaintext still to be written; a spare buffer.
-        let mut previous: Option<Batch> = None;
-        let mut spare = Batch::default();
-        while !current.lens.is_empty() {
-            let mut next = std::mem::take(&mut spare);
-            next.first = current.end();
-            // With every core, the next batch is read and the one before written while this
-            // one is checked and opened; alone (or for a single batch), one after the other.
-            let overlap =
-                parallelism == Parallelism::All && (next.first < count || previous.is_some());
-            let (opened, step) = overlapped(
-                overlap,
-                || {
-                    self.open_batch(
-                        &mut current.buf,
-                        &current.lens,
-                        current.first,
-                        count,
-                        parallelism,
-                    )
-                },
-                || -> Result<(), ItemError> {
-                    if let Some(p) = &previous {
-                        written += self.write_plain(p, written, &mut out)?;
-                    }
-                    self.read_batch(&mut chunks, &mut next)
-                },
-            );
-            // A failure in this batch comes before one in the next.
-            opened?;
-            step?;
-            if let Some(p) = previous.replace(std::mem::replace(&mut current, next)) {
-                spare = p;
+        current.last = current.end() == count;
+        let open = |task: Task| self.open_task(task);
+        let written = with_crew(helpers(parallelism, &current), &open, |crew| {
+            let mut current = current;
+            let mut written: u64 = 0;
+            let mut spare = Batch::default();
+            crew.submit(current.tasks());
+            while !current.lens.is_empty() {
+                // While the crew checks and opens this batch, the next one is read and handed
+                // over too.
+                let mut next = std::mem::take(&mut spare);
+                next.first = current.end();
+                let step = self.read_batch(&mut chunks, &mut next);
+                next.last = next.end() == count;
+                if step.is_ok() {
+                    crew.submit(next.tasks());
+                }
+                // A failure in this batch comes before one in the next; the plaintext of a
+                // batch is written only once every chunk in it has passed.
+                current
+                    .put_back(crew.finish(current.range()))
+                    .collect::<Result<(), ItemError>>()?;
+                step?;
+                written += self.write_plain(&current, written, &mut out)?;
+                spare = std::mem::replace(&mut current, next);
             }
-        }
-        if let Some(p) = &previous {
-            written += self.write_plain(p, written, &mut out)?;
-        }
+            Ok::<_, ItemError>(written)
+        })?;
         let mut one = [0u8; 1];
         if read_full(&mut chunks, &mut one)? != 0 {
             return Err(ItemError::ExtraData);
@@ -454,13 +472,10 @@ impl ItemOpener {
         let padded_len = self.manifest.padded_len();
         let n = count.saturating_sub(batch.first).min(BATCH_CHUNKS as u32) as usize;
         batch.lens.clear();
-        if batch.buf.len() < n * STRIDE {
-            batch.buf.resize(n * STRIDE, 0);
-        }
-        for (i, slot) in batch.buf.chunks_mut(STRIDE).take(n).enumerate() {
+        for i in 0..n {
             let index = batch.first + i as u32;
             let len = chunk_len(padded_len, count, index);
-            if read_full(chunks, &mut slot[..len])? < len {
+            if read_full(chunks, &mut batch.slot(i)[..len])? < len {
                 return Err(ItemError::Truncated { index });
             }
             batch.lens.push(len);
@@ -478,7 +493,7 @@ impl ItemOpener {
     ) -> Result<u64, ItemError> {
         let true_size = self.metadata.true_size;
         let mut now = 0u64;
-        for (slot, &len) in batch.buf.chunks(STRIDE).zip(&batch.lens) {
+        for (slot, len) in batch.filled() {
             let plain = &slot[..len - TAG_LEN];
             let keep = (true_size - written - now).min(plain.len() as u64) as usize;
             if plain[keep..].iter().any(|&b| b != 0) {
@@ -490,37 +505,16 @@ impl ItemOpener {
         Ok(now)
     }
 
-    fn open_batch(
-        &self,
-        buf: &mut [u8],
-        lens: &[usize],
-        first: u32,
-        count: u32,
-        parallelism: Parallelism,
-    ) -> Result<(), ItemError> {
-        let work = |(i, (slot, &len)): (usize, (&mut [u8], &usize))| {
-            let index = first + i as u32;
-            let ciphertext = &mut slot[..len];
-            if blake3::hash(ciphertext).as_bytes() != self.manifest.chunk_digest(index) {
-                return Err(ItemError::ChunkDigest { index });
-            }
-            self.keys.open_chunk(index, index + 1 == count, ciphertext)
-        };
-        if parallelism == Parallelism::All && lens.len() > 1 {
-            // Report the first failing chunk in order, whichever thread found it.
-            let results: Vec<_> = buf
-                .par_chunks_mut(STRIDE)
-                .zip(lens.par_iter())
-                .enumerate()
-                .map(work)
-                .collect();
-            results.into_iter().collect()
+    /// Checks a chunk against the signed manifest and opens it in place.
+    fn open_task(&self, mut task: Task) -> Done<Result<(), ItemError>> {
+        let index = task.index;
+        let ciphertext = &mut task.slot[..task.len];
+        let outcome = if blake3::hash(ciphertext).as_bytes() != self.manifest.chunk_digest(index) {
+            Err(ItemError::ChunkDigest { index })
         } else {
-            buf.chunks_mut(STRIDE)
-                .zip(lens)
-                .enumerate()
-                .try_for_each(work)
-        }
+            self.keys.open_chunk(index, task.last, ciphertext)
+        };
+        task.done(outcome)
     }
 }
 
