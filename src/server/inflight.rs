@@ -7,7 +7,9 @@
 //! them at their place, and then waits for its turn: it is recorded only once every chunk
 //! before it is, so the item record always counts a contiguous prefix. A request whose
 //! predecessors are no longer in flight (one failed) stops waiting with `409 wrong_offset`,
-//! and the client resumes from where the record stands.
+//! and the client resumes from where the record stands. A request that arrives ahead of the
+//! ones carrying the chunks before it (they were sent first, but the server took this one up
+//! first) waits a little for them to claim their chunks before it is refused.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -24,7 +26,25 @@ pub(crate) const AHEAD: u32 = 2 * crate::wire::api::MAX_CHUNKS_PER_REQUEST as u3
 
 #[derive(Default, Clone)]
 pub(crate) struct InFlight {
-    items: Arc<Mutex<HashMap<[u8; 16], Entry>>>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    items: Mutex<HashMap<[u8; 16], Entry>>,
+    /// Bumped whenever any request claims chunks or ends: a request that came ahead of the
+    /// requests carrying the chunks before it waits on this for them to claim.
+    activity: watch::Sender<u64>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, HashMap<[u8; 16], Entry>> {
+        self.items.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn bump(&self) {
+        self.activity.send_modify(|n| *n = n.wrapping_add(1));
+    }
 }
 
 struct Entry {
@@ -67,7 +87,13 @@ pub(crate) fn wrong_offset(received: u32) -> ApiError {
 
 impl InFlight {
     fn lock(&self) -> MutexGuard<'_, HashMap<[u8; 16], Entry>> {
-        self.items.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared.lock()
+    }
+
+    /// Changes whenever a request claims chunks or ends, on any upload. Subscribe before
+    /// [`InFlight::claim`] to wait for the claims that would cover a gap.
+    pub(crate) fn activity(&self) -> watch::Receiver<u64> {
+        self.shared.activity.subscribe()
     }
 
     /// Claims chunks `range` of upload `id` for one request, the upload having `received`
@@ -98,8 +124,10 @@ impl InFlight {
             return Err(wrong_offset(received));
         }
         entry.ranges.push(range.clone());
+        drop(items);
+        self.shared.bump();
         Ok(Claim {
-            items: self.items.clone(),
+            shared: self.shared.clone(),
             id,
             range,
         })
@@ -114,7 +142,7 @@ impl InFlight {
         }
         entry.committing = true;
         Ok(CommitHold {
-            items: self.items.clone(),
+            shared: self.shared.clone(),
             id,
         })
     }
@@ -136,7 +164,7 @@ fn covered(ranges: &[Range<u32>], gap: Range<u32>) -> bool {
 /// The request and its blocking writer each hold it, so a request dropped part way (a
 /// timeout, a client gone) keeps its chunks claimed until its writer is done.
 pub(crate) struct Claim {
-    items: Arc<Mutex<HashMap<[u8; 16], Entry>>>,
+    shared: Arc<Shared>,
     id: [u8; 16],
     range: Range<u32>,
 }
@@ -171,22 +199,23 @@ impl Claim {
     }
 
     fn subscribe(&self) -> Option<watch::Receiver<u64>> {
-        let items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
-        items.get(&self.id).map(|e| e.changed.subscribe())
+        self.shared
+            .lock()
+            .get(&self.id)
+            .map(|e| e.changed.subscribe())
     }
 
     /// Whether requests in flight claim every chunk of `gap`.
     fn covered(&self, gap: Range<u32>) -> bool {
-        let items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
-        items
+        self.shared
+            .lock()
             .get(&self.id)
             .is_some_and(|entry| covered(&entry.ranges, gap))
     }
 
     /// Tells the requests waiting behind this one that its chunks are recorded.
     pub(crate) fn recorded(&self) {
-        let items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(entry) = items.get(&self.id) {
+        if let Some(entry) = self.shared.lock().get(&self.id) {
             entry.bump();
         }
     }
@@ -194,7 +223,7 @@ impl Claim {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        release(&self.items, &self.id, |entry| {
+        release(&self.shared, &self.id, |entry| {
             if let Some(i) = entry.ranges.iter().position(|r| *r == self.range) {
                 entry.ranges.swap_remove(i);
             }
@@ -204,29 +233,27 @@ impl Drop for Claim {
 }
 
 /// Changes upload `id`'s entry with `change`, then forgets the entry if nothing holds it.
-fn release(
-    items: &Mutex<HashMap<[u8; 16], Entry>>,
-    id: &[u8; 16],
-    change: impl FnOnce(&mut Entry),
-) {
-    let mut items = items.lock().unwrap_or_else(PoisonError::into_inner);
+fn release(shared: &Shared, id: &[u8; 16], change: impl FnOnce(&mut Entry)) {
+    let mut items = shared.lock();
     if let Some(entry) = items.get_mut(id) {
         change(entry);
         if entry.ranges.is_empty() && !entry.committing {
             items.remove(id);
         }
     }
+    drop(items);
+    shared.bump();
 }
 
 /// A commit's hold on an upload; released when dropped.
 pub(crate) struct CommitHold {
-    items: Arc<Mutex<HashMap<[u8; 16], Entry>>>,
+    shared: Arc<Shared>,
     id: [u8; 16],
 }
 
 impl Drop for CommitHold {
     fn drop(&mut self) {
-        release(&self.items, &self.id, |entry| entry.committing = false);
+        release(&self.shared, &self.id, |entry| entry.committing = false);
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -207,8 +208,8 @@ pub(crate) fn store_sealed(
 
 /// Appends 1 to 128 chunks, which start at the number already received, or up to 256 chunks
 /// ahead of it while the requests carrying the chunks between are in flight (a request ahead
-/// must declare its length; it is written and synced at once and recorded in its turn, see
-/// `inflight`).
+/// must declare its length; it waits up to a second for the requests before it to arrive, is
+/// written and synced at once and recorded in its turn, see `inflight`).
 ///
 /// The body is streamed: each piece of [`PIECE`] bytes is written as it arrives (on a
 /// blocking thread, while the next piece is read), and each chunk's BLAKE3 digest is taken
@@ -277,6 +278,9 @@ pub(crate) async fn put_chunks(
     }))
 }
 
+/// How long a request ahead waits for the requests before it to claim their chunks.
+const WAIT_FOR_CLAIMS: Duration = Duration::from_secs(1);
+
 /// Checks a chunk request before its body is read, and claims its chunks (see `inflight`).
 async fn claim_chunks(
     s: &AppState,
@@ -298,7 +302,24 @@ async fn claim_chunks(
         Some(len) => first..first.saturating_add(chunks_in(len)),
         None => first..MAX_CHUNKS,
     };
-    let claim = s.uploads.claim(id, claimed, rec.received)?;
+    // A request ahead may be taken up before the requests sent before it: it waits a little
+    // for them to claim the chunks between, looking again whenever any request claims or ends.
+    let mut activity = s.uploads.activity();
+    let deadline = tokio::time::Instant::now() + WAIT_FOR_CLAIMS;
+    let mut received = rec.received;
+    let claim = loop {
+        activity.borrow_and_update();
+        match s.uploads.claim(id, claimed.clone(), received) {
+            Err(ApiError::Conflict("wrong_offset", _))
+                if tokio::time::timeout_at(deadline, activity.changed())
+                    .await
+                    .is_ok_and(|r| r.is_ok()) =>
+            {
+                received = s.store.item(&id)?.ok_or(ApiError::NotFound)?.received;
+            }
+            other => break other?,
+        }
+    };
     // Looked at again under the claim, which no other request may record into, nor a commit
     // take: the upload is still open and not yet past `first`.
     let rec = s

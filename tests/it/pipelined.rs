@@ -98,6 +98,20 @@ impl ApiWorld {
         (status, r.json().unwrap_or(Value::Null))
     }
 
+    /// Sends the chunks from `from` on in one request, commits, and checks the download.
+    fn finish_from(&self, item: &str, from: usize, sealed: &Sealed, chunks: &SealedChunks) {
+        let n = chunks.chunks.len();
+        let (status, v) = self.put(item, from, Body::from(concat(&chunks.chunks[from..])));
+        assert_eq!(
+            (status, v["received"].as_u64()),
+            (200, Some(n as u64)),
+            "{v}"
+        );
+        let (status, v) = self.commit(item, sealed);
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(self.download(item), concat(&chunks.chunks));
+    }
+
     fn download(&self, item: &str) -> Vec<u8> {
         let r = self
             .http
@@ -194,15 +208,28 @@ fn a_request_ahead_is_recorded_in_its_turn_and_the_item_commits_whole() {
         let (status, v) = ahead.join().unwrap();
         assert_eq!((status, v["received"].as_u64()), (200, Some(32)), "{v}");
     });
-    let (status, v) = w.put(&item, 32, Body::from(concat(&chunks.chunks[32..])));
-    assert_eq!(
-        (status, v["received"].as_u64()),
-        (200, Some(n as u64)),
-        "{v}"
-    );
-    let (status, v) = w.commit(&item, &sealed);
-    assert_eq!(status, 200, "{v}");
-    assert_eq!(w.download(&item), concat(&chunks.chunks));
+    w.finish_from(&item, 32, &sealed, &chunks);
+}
+
+#[test]
+fn a_request_ahead_taken_up_before_the_one_it_follows_waits_for_it() {
+    let w = ApiWorld::start();
+    let (item, sealed, chunks) = w.begin(40 * 65_536);
+    // The request ahead reaches the server first, with nothing in flight before it; the one
+    // that carries chunks 0..16 follows 200 ms later. Both are recorded, in order.
+    std::thread::scope(|scope| {
+        let ahead = scope.spawn(|| w.put(&item, 16, Body::from(concat(&chunks.chunks[16..32]))));
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            !ahead.is_finished(),
+            "the request ahead waits for the one before it"
+        );
+        let (status, v) = w.put(&item, 0, Body::from(concat(&chunks.chunks[..16])));
+        assert_eq!((status, v["received"].as_u64()), (200, Some(16)), "{v}");
+        let (status, v) = ahead.join().unwrap();
+        assert_eq!((status, v["received"].as_u64()), (200, Some(32)), "{v}");
+    });
+    w.finish_from(&item, 32, &sealed, &chunks);
 }
 
 #[test]
@@ -216,10 +243,16 @@ fn requests_ahead_are_refused_exactly_when_they_cannot_be_recorded() {
             format!("the upload is at chunk {at}; resume from there")
         );
     };
-    // Ahead of nothing in flight: the chunks before it will not come.
+    // Ahead of nothing in flight: the chunks before it did not come within the second it
+    // waits for them.
+    let started = std::time::Instant::now();
     let (status, v) = w.put(&item, 16, Body::from(concat(&chunks.chunks[16..32])));
     assert_eq!(status, 409);
     wrong_offset(&v, 0);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "it waited for the chunks before it"
+    );
     // Further ahead than two full requests.
     let (status, v) = w.put(&item, 257, Body::from(chunks.chunks[0].clone()));
     assert_eq!(status, 409);
@@ -268,16 +301,7 @@ fn requests_ahead_are_refused_exactly_when_they_cannot_be_recorded() {
     // The upload resumes from where the record stands.
     let (status, v) = w.put(&item, 0, Body::from(concat(&chunks.chunks[..16])));
     assert_eq!((status, v["received"].as_u64()), (200, Some(16)), "{v}");
-    let n = chunks.chunks.len();
-    let (status, v) = w.put(&item, 16, Body::from(concat(&chunks.chunks[16..n])));
-    assert_eq!(
-        (status, v["received"].as_u64()),
-        (200, Some(n as u64)),
-        "{v}"
-    );
-    let (status, v) = w.commit(&item, &sealed);
-    assert_eq!(status, 200, "{v}");
-    assert_eq!(w.download(&item), concat(&chunks.chunks));
+    w.finish_from(&item, 16, &sealed, &chunks);
 }
 
 #[test]
