@@ -40,6 +40,15 @@ impl ApiWorld {
             .collect()
     }
 
+    /// Ann's message to Carol holding `content`, sent whole; returns its item.
+    fn send_to_carol(&self, content: &[u8]) -> String {
+        let item = sealed(&self.ann, &[&self.ann, &self.carol], content);
+        let body = message(item, &self.carol.email);
+        let (status, v) = self.call(&self.ann, "POST", "/v1/messages", Some(&body));
+        assert_eq!(status, 201, "{v}");
+        v["item"].as_str().unwrap().to_owned()
+    }
+
     /// Ann's send of `body`, refused: status, error code and message.
     fn send_refusal(&self, body: &Value) -> (u16, String, String) {
         let (status, v) = self.call(&self.ann, "POST", "/v1/messages", Some(body));
@@ -280,15 +289,7 @@ fn a_listing_with_headers_carries_each_readable_header_and_audits_each_release()
     let w = ApiWorld::start();
     let mut items = Vec::new();
     for text in [&b"first"[..], b"second"] {
-        let item = sealed(&w.ann, &[&w.ann, &w.carol], text);
-        let (status, v) = w.call(
-            &w.ann,
-            "POST",
-            "/v1/messages",
-            Some(&message(item, &w.carol.email)),
-        );
-        assert_eq!(status, 201, "{v}");
-        items.push(v["item"].as_str().unwrap().to_owned());
+        items.push(w.send_to_carol(text));
     }
     let releases = |item: &str| -> usize {
         let (status, log) = w.call(&w.ann, "GET", &format!("/v1/audit?item={item}"), None);
@@ -337,4 +338,64 @@ fn a_listing_with_headers_carries_each_readable_header_and_audits_each_release()
     let (status, sent) = w.call(&w.ann, "GET", "/v1/messages?box=sent&headers=true", None);
     assert_eq!(status, 200, "{sent}");
     assert_eq!(sent["headers"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_listing_names_each_item_once_and_at_most_256_headers() {
+    let w = ApiWorld::start();
+    // 260 messages to Carol, each with its own item; then 5 more, each carrying 64 of those
+    // items as documents, overlapping its neighbour's by 32.
+    let mut items = Vec::new();
+    for i in 0..260u32 {
+        items.push(w.send_to_carol(&i.to_be_bytes()));
+    }
+    for k in 0..5 {
+        let start = k * 32;
+        let mut body = message(sealed(&w.ann, &[&w.ann, &w.carol], b"docs"), &w.carol.email);
+        body["documents"] = json!(items[start..start + 64]);
+        let (status, v) = w.call(&w.ann, "POST", "/v1/messages", Some(&body));
+        assert_eq!(status, 201, "{v}");
+    }
+    let (status, listed) = w.call(
+        &w.carol,
+        "GET",
+        "/v1/messages?box=inbox&headers=true&limit=200",
+        None,
+    );
+    assert_eq!(status, 200, "{listed}");
+    let name = |v: &Value| v.as_str().unwrap().to_owned();
+    // Every item the page names, in order: each message's item, then its documents.
+    let named: Vec<String> = listed["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| {
+            let docs = m["documents"].as_array().unwrap().iter();
+            std::iter::once(name(&m["item"])).chain(docs.map(|d| name(&d["item"])))
+        })
+        .collect();
+    let mut once: Vec<String> = Vec::new();
+    for item in &named {
+        if !once.contains(item) {
+            once.push(item.clone());
+        }
+    }
+    assert!(named.len() > once.len(), "the page names some items twice");
+    assert!(
+        once.len() > 256,
+        "the page names more items than an answer holds"
+    );
+    // The headers: the first 256 items named, each once, in that order.
+    let headers: Vec<String> = listed["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| name(&h["item"]))
+        .collect();
+    assert_eq!(headers, once[..256]);
+    // What is left out is there for the asking, one item at a time.
+    for item in &once[256..] {
+        let (status, own) = w.call(&w.carol, "GET", &format!("/v1/items/{item}"), None);
+        assert_eq!(status, 200, "{own}");
+    }
 }
