@@ -102,6 +102,8 @@ pub(crate) struct UploadSink<T> {
     put: Option<PutChunks>,
     /// Requests on their way, oldest first.
     in_flight: VecDeque<Pending>,
+    /// The buffer of the last request acknowledged, for the next batch.
+    spare: Option<Vec<u8>>,
     /// The failure behind an `io::Error` handed to the sealer.
     error: Option<ClientError>,
 }
@@ -128,6 +130,7 @@ impl<T: UploadTransport> UploadSink<T> {
             batch_chunks: FIRST_BATCH,
             put: None,
             in_flight: VecDeque::new(),
+            spare: None,
             error: None,
         }
     }
@@ -161,17 +164,22 @@ impl<T: UploadTransport> UploadSink<T> {
             return Ok(());
         }
         let item = self.item()?;
-        let next = Batch {
-            first: self.batch.end(),
-            // A fresh buffer, sized for the request once: keeping one back for reuse would cost
-            // a whole request's worth of memory on top of the ones in flight.
-            bytes: Vec::with_capacity(self.batch_chunks * (CHUNK_SIZE + 16)),
-            starts: Vec::with_capacity(self.batch_chunks),
-        };
-        let batch = std::mem::replace(&mut self.batch, next);
+        let first = self.batch.end();
+        let batch = std::mem::take(&mut self.batch);
         while self.in_flight.len() >= IN_FLIGHT {
             self.settle_oldest()?;
         }
+        // The next batch fills the buffer of the request just acknowledged, so that at most
+        // IN_FLIGHT + 1 request buffers ever exist, and each is reused rather than allocated
+        // (and its pages faulted in) afresh for every request.
+        let mut bytes = self.spare.take().unwrap_or_default();
+        bytes.clear();
+        bytes.reserve(self.batch_chunks * (CHUNK_SIZE + 16));
+        self.batch = Batch {
+            first,
+            bytes,
+            starts: Vec::with_capacity(self.batch_chunks),
+        };
         let Some(put) = self.put.clone() else {
             return self.send_here(&item, batch);
         };
@@ -314,6 +322,7 @@ impl<T: UploadTransport> UploadSink<T> {
             return Err(e);
         }
         self.transport.progress(batch.bytes.len() as u64);
+        self.spare = Some(batch.bytes);
         Ok(())
     }
 
