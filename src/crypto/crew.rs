@@ -43,12 +43,19 @@ where
         work,
     };
     thread::scope(|scope: &Scope<'_, '_>| {
-        for _ in 0..helpers {
-            scope.spawn(|| crew.help());
-        }
         // Stops the helpers however `body` ends, so the scope can join them; they finish the
         // tasks already handed over first.
         let _stop = StopOnDrop(&crew);
+        // A helper the system will not start is one fewer: the caller does its share.
+        for _ in 0..helpers {
+            if thread::Builder::new()
+                .name("attache-crew".into())
+                .spawn_scoped(scope, || crew.help())
+                .is_err()
+            {
+                break;
+            }
+        }
         body(&crew)
     })
 }

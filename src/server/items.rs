@@ -304,19 +304,22 @@ async fn claim_chunks(
     };
     // A request ahead may be taken up before the requests sent before it: it waits a little
     // for them to claim the chunks between, looking again whenever any request claims or ends.
+    // Each look reads the record after marking the activity seen, so a request recorded (and
+    // its claim released) meanwhile is either in that read or wakes the wait.
     let mut activity = s.uploads.activity();
     let deadline = tokio::time::Instant::now() + WAIT_FOR_CLAIMS;
-    let mut received = rec.received;
     let claim = loop {
         activity.borrow_and_update();
-        match s.uploads.claim(id, claimed.clone(), received) {
+        let rec = s
+            .store
+            .item(&id)?
+            .filter(|r| !r.committed)
+            .ok_or(ApiError::NotFound)?;
+        match s.uploads.claim(id, claimed.clone(), rec.received) {
             Err(ApiError::Conflict("wrong_offset", _))
                 if tokio::time::timeout_at(deadline, activity.changed())
                     .await
-                    .is_ok_and(|r| r.is_ok()) =>
-            {
-                received = s.store.item(&id)?.ok_or(ApiError::NotFound)?.received;
-            }
+                    .is_ok_and(|r| r.is_ok()) => {}
             other => break other?,
         }
     };
