@@ -69,7 +69,7 @@ use self::http::{Http, UPLOAD_TIMEOUT, read_json};
 use self::upload::{UploadSink, UploadTransport};
 use crate::crypto::{
     CHUNK_SIZE, Identity, ItemOpener, Manifest, Metadata, PREAMBLE_LEN, Parallelism, Preamble,
-    PublicKeys, Sealed, WriteSink, open_key_package, seal_item, seal_key_package,
+    PublicKeys, SEALED_CHUNK_LEN, Sealed, WriteSink, open_key_package, seal_item, seal_key_package,
 };
 use crate::wire::api::{
     Account, Challenge, ChallengeRequest, CommitItem, ContactList, Invite, InviteRequest,
@@ -1008,7 +1008,7 @@ impl Client {
         let sealed = seal_item(identity, metadata, content, &mut out, Parallelism::One)
             .map_err(ClientError::Item)?;
         let (preamble, chunk) = out.0.split_at(PREAMBLE_LEN.min(out.0.len()));
-        if sealed.manifest.chunk_count() != 1 || chunk.len() >= CHUNK_SIZE + 16 {
+        if sealed.manifest.chunk_count() != 1 || chunk.len() >= SEALED_CHUNK_LEN {
             return Ok(None);
         }
         Ok(Some(SealedItem {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::ClientError;
-use crate::crypto::{CHUNK_SIZE, ChunkSink, Preamble};
+use crate::crypto::{ChunkSink, Preamble, SEALED_CHUNK_LEN};
 use crate::wire::api::{MAX_CHUNKS_PER_REQUEST, UploadState};
 
 /// Attempts per batch (the first try and the retries).
@@ -174,7 +174,7 @@ impl<T: UploadTransport> UploadSink<T> {
         // (and its pages faulted in) afresh for every request.
         let mut bytes = self.spare.take().unwrap_or_default();
         bytes.clear();
-        bytes.reserve(self.batch_chunks * (CHUNK_SIZE + 16));
+        bytes.reserve(self.batch_chunks * SEALED_CHUNK_LEN);
         self.batch = Batch {
             first,
             bytes,
@@ -382,7 +382,7 @@ mod tests {
     impl MockServer {
         fn put(&mut self, first: u32, body: &[u8]) -> Result<UploadState, ClientError> {
             assert_eq!(first, self.received, "uploads resume where the server is");
-            let n = body.len().div_ceil(crate::crypto::CHUNK_SIZE + 16);
+            let n = body.len().div_ceil(SEALED_CHUNK_LEN);
             assert!((1..=MAX_CHUNKS_PER_REQUEST).contains(&n));
             self.puts.push((first, n));
             self.chunks.extend_from_slice(body);

@@ -103,14 +103,10 @@ where
         let want = range.len();
         let mut state = self.lock();
         loop {
-            if let Some((index, _)) = state.tasks.front()
-                && range.contains(index)
+            if state.tasks.front().is_some_and(|(i, _)| range.contains(i))
                 && let Some((index, task)) = state.tasks.pop_front()
             {
-                drop(state);
-                let outcome = catch_unwind(AssertUnwindSafe(|| (self.work)(task)));
-                state = self.lock();
-                state.finished.push((index, outcome));
+                state = self.run(state, index, task);
                 continue;
             }
             let done = state
@@ -138,15 +134,27 @@ where
             .collect()
     }
 
+    /// Does one task taken from the queue with the lock released, catching its panic, and
+    /// records it; returns the lock.
+    fn run<'s>(
+        &'s self,
+        state: MutexGuard<'s, State<T, O>>,
+        index: u32,
+        task: T,
+    ) -> MutexGuard<'s, State<T, O>> {
+        drop(state);
+        let outcome = catch_unwind(AssertUnwindSafe(|| (self.work)(task)));
+        let mut state = self.lock();
+        state.finished.push((index, outcome));
+        state
+    }
+
     /// A helper's life: take a task, do it, record it, until told to stop with nothing left.
     fn help(&self) {
         let mut state = self.lock();
         loop {
             if let Some((index, task)) = state.tasks.pop_front() {
-                drop(state);
-                let outcome = catch_unwind(AssertUnwindSafe(|| (self.work)(task)));
-                state = self.lock();
-                state.finished.push((index, outcome));
+                state = self.run(state, index, task);
                 if state.waiting {
                     self.task_done.notify_all();
                 }

@@ -19,6 +19,8 @@ use crate::wire::{DecodeError, Reader, Writer};
 pub const CHUNK_SIZE: usize = 64 * 1024;
 /// AES-GCM tag bytes after each chunk's ciphertext.
 pub(crate) const TAG_LEN: usize = 16;
+/// Bytes of a full sealed chunk: its content and the tag.
+pub const SEALED_CHUNK_LEN: usize = CHUNK_SIZE + TAG_LEN;
 /// The most chunks an item may have: 16 GiB of padded content.
 pub const MAX_CHUNKS: u32 = 1 << 18;
 /// Length of the cleartext preamble.
@@ -348,7 +350,7 @@ pub(crate) fn chunk_count(padded_len: u64) -> u64 {
 /// The ciphertext length (tag included) of chunk `index` of `count`.
 pub(crate) fn chunk_len(padded_len: u64, count: u32, index: u32) -> usize {
     if index + 1 < count {
-        CHUNK_SIZE + TAG_LEN
+        SEALED_CHUNK_LEN
     } else {
         (padded_len - u64::from(count - 1) * CHUNK_SIZE as u64) as usize + TAG_LEN
     }

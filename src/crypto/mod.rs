@@ -29,7 +29,7 @@ pub use grant::{GrantError, GrantStatement, MAX_GRANT_ITEMS, MAX_SIGNED_GRANT_LE
 pub use identity::{Fingerprint, Identity, PublicKeys};
 pub use item::{
     CHUNK_SIZE, ChunkCheckError, ContentKey, ItemError, MAX_CHUNKS, MAX_MANIFEST_LEN, Manifest,
-    Metadata, PREAMBLE_LEN, Preamble,
+    Metadata, PREAMBLE_LEN, Preamble, SEALED_CHUNK_LEN,
 };
 pub use keyfile::{
     DEFAULT_WORK_FACTOR, KeyFileError, MAX_WORK_FACTOR, open_key_file, seal_key_file,

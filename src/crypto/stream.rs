@@ -14,8 +14,8 @@ use std::io::{self, Read, Write};
 
 use super::crew::{self, with_crew};
 use super::item::{
-    CHUNK_SIZE, ContentKey, ItemError, ItemKeys, MAX_CHUNKS, Manifest, Metadata, Preamble, TAG_LEN,
-    chunk_count, chunk_len, seal_metadata_into_manifest,
+    CHUNK_SIZE, ContentKey, ItemError, ItemKeys, MAX_CHUNKS, Manifest, Metadata, Preamble,
+    SEALED_CHUNK_LEN, TAG_LEN, chunk_count, chunk_len, seal_metadata_into_manifest,
 };
 use super::padding::padme;
 use super::{Identity, PublicKeys, RandomSource, SystemRandom};
@@ -24,7 +24,7 @@ use super::{Identity, PublicKeys, RandomSource, SystemRandom};
 pub const BATCH_CHUNKS: usize = 16;
 /// A lone batch of fewer chunks is sealed or opened on the calling thread alone.
 const MIN_SHARED_BATCH: usize = 4;
-const STRIDE: usize = CHUNK_SIZE + TAG_LEN;
+const STRIDE: usize = SEALED_CHUNK_LEN;
 
 /// How many threads sealing and opening may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -148,7 +148,7 @@ pub(crate) fn seal_item_with<R: Read, S: ChunkSink>(
     fill_batch(&mut source, &mut carry, &mut current)?;
     let seal = |task: Task| task.seal(&keys);
     let helpers = helpers(parallelism, &current);
-    let (current, digests) = with_crew(helpers, &seal, |crew| {
+    let (next_index, digests) = with_crew(helpers, &seal, |crew| {
         let mut current = current;
         let mut digests: Vec<[u8; 32]> = Vec::new();
         let mut spare = Batch::default();
@@ -169,11 +169,10 @@ pub(crate) fn seal_item_with<R: Read, S: ChunkSink>(
             current.hand_on(sink)?;
             match next {
                 Some(next) => spare = std::mem::replace(&mut current, next),
-                None => return Ok::<_, ItemError>((current, digests)),
+                None => return Ok::<_, ItemError>((current.end(), digests)),
             }
         }
     })?;
-    let next_index = current.end();
     let true_size = source.true_size();
     debug_assert_eq!(chunk_count(padme(true_size)), u64::from(next_index));
     let manifest = seal_metadata_into_manifest(

@@ -77,6 +77,14 @@ fn busy() -> ApiError {
     )
 }
 
+/// The record of upload `id`, still open: `404` if it is gone or committed.
+pub(crate) fn uncommitted(store: &Store, id: &[u8; 16]) -> Result<ItemRecord, ApiError> {
+    store
+        .item(id)?
+        .filter(|r| !r.committed)
+        .ok_or(ApiError::NotFound)
+}
+
 /// The refusal of a request that does not start where the upload stands.
 pub(crate) fn wrong_offset(received: u32) -> ApiError {
     ApiError::Conflict(
@@ -182,10 +190,7 @@ impl Claim {
         loop {
             // Marks the current version seen before looking, so no change is missed.
             changed.borrow_and_update();
-            let rec = store
-                .item(&self.id)?
-                .filter(|r| !r.committed)
-                .ok_or(ApiError::NotFound)?;
+            let rec = uncommitted(store, &self.id)?;
             if rec.received == first {
                 return Ok(rec);
             }

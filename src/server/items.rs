@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::authz::{Action, decide};
 use super::error::ApiError;
 use super::extract::{Caller, Json, OctetStream, parse_id};
-use super::inflight::{AHEAD, Claim, wrong_offset};
+use super::inflight::{AHEAD, Claim, uncommitted, wrong_offset};
 use super::routes::CHUNKS_LIMIT;
 use super::{AppState, account_view, random};
 use crate::crypto::{
@@ -310,11 +310,7 @@ async fn claim_chunks(
     let deadline = tokio::time::Instant::now() + WAIT_FOR_CLAIMS;
     let claim = loop {
         activity.borrow_and_update();
-        let rec = s
-            .store
-            .item(&id)?
-            .filter(|r| !r.committed)
-            .ok_or(ApiError::NotFound)?;
+        let rec = uncommitted(&s.store, &id)?;
         match s.uploads.claim(id, claimed.clone(), rec.received) {
             Err(ApiError::Conflict("wrong_offset", _))
                 if tokio::time::timeout_at(deadline, activity.changed())
@@ -325,11 +321,7 @@ async fn claim_chunks(
     };
     // Looked at again under the claim, which no other request may record into, nor a commit
     // take: the upload is still open and not yet past `first`.
-    let rec = s
-        .store
-        .item(&id)?
-        .filter(|r| !r.committed)
-        .ok_or(ApiError::NotFound)?;
+    let rec = uncommitted(&s.store, &id)?;
     if rec.received > first {
         return Err(wrong_offset(rec.received));
     }

@@ -11,10 +11,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::{FORMAT_VERSION, StorageError};
-use crate::crypto::CHUNK_SIZE;
-
 /// Bytes of one full sealed chunk (content plus the AES-GCM tag).
-pub const SEALED_CHUNK: usize = CHUNK_SIZE + 16;
+pub const SEALED_CHUNK: usize = crate::crypto::SEALED_CHUNK_LEN;
 
 /// Where ciphertext chunks live. Chunks of an item are written in order, from the number
 /// already received, and only the last chunk of an item may be shorter than
