@@ -12,7 +12,7 @@ mod worker;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use lettre::message::dkim::{DkimConfig, DkimSigningAlgorithm, DkimSigningKey};
@@ -267,6 +267,11 @@ pub(crate) struct Outbox {
 
 struct OutboxInner {
     wake: Notify,
+    /// When the worker will next look at the outbox (server clock, ms); `i64::MIN` while it
+    /// is looking. A new notice due later than this needs no wake-up.
+    next_look_ms: AtomicI64,
+    /// Passes made over the outbox.
+    passes: AtomicU64,
     clock: crate::server::Clock,
     window_ms: i64,
     reply_target_ms: i64,
@@ -287,6 +292,8 @@ impl Outbox {
         Self {
             inner: Arc::new(OutboxInner {
                 wake: Notify::new(),
+                next_look_ms: AtomicI64::new(i64::MIN),
+                passes: AtomicU64::new(0),
                 clock,
                 window_ms,
                 reply_target_ms,
@@ -308,6 +315,30 @@ impl Outbox {
     /// Tells the worker that new notices are durable.
     pub(crate) fn wake(&self) {
         self.inner.wake.notify_one();
+    }
+
+    /// Tells the worker that `notices` are durable, waking it only if one falls due before it
+    /// looks anyway: a message's notices wait out the coalescing window, and a pass reads the
+    /// whole outbox, so waking the worker for each message would only repeat that read.
+    pub(crate) fn queued(&self, notices: &[NoticeRecord]) {
+        let i = &self.inner;
+        let Some(due) = notices.iter().map(|n| n.due_ms).min() else {
+            return;
+        };
+        // Read after the notices were stored: a pass that began before then either saw them
+        // or left `i64::MIN` here, and one that begins after sees them.
+        if due < i.next_look_ms.load(Ordering::SeqCst) {
+            i.wake.notify_one();
+            return;
+        }
+        // No pass will count them before it falls due: keep the gauges current meanwhile.
+        // (Stored just as a pass finished counting them, they count twice until the next.)
+        for n in notices {
+            match n.kind {
+                NoticeKind::Reminder { .. } => i.reminders.fetch_add(1, Ordering::Relaxed),
+                _ => i.pending.fetch_add(1, Ordering::Relaxed),
+            };
+        }
     }
 
     /// The firm's display name.
@@ -422,6 +453,12 @@ impl Outbox {
         let i = &self.inner;
         let mut out = String::new();
         for (name, kind, help, v) in [
+            (
+                "attache_outbox_passes_total",
+                "counter",
+                "Looks the notice worker took at the whole outbox.",
+                i.passes.load(Ordering::Relaxed),
+            ),
             (
                 "attache_notices_sent_total",
                 "counter",

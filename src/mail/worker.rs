@@ -34,6 +34,9 @@ pub(crate) async fn run(store: Store, mailer: Arc<Mailer>, outbox: Outbox, link:
     }
     let mut last_purge = 0i64;
     loop {
+        // Looking: every notice queued from here on wakes the next pass (see `Outbox::queued`).
+        outbox.inner.next_look_ms.store(i64::MIN, Ordering::SeqCst);
+        outbox.inner.passes.fetch_add(1, Ordering::Relaxed);
         let next = match pass(&store, &mailer, &outbox, &link).await {
             Ok(next) => next,
             Err(e) => {
@@ -53,7 +56,12 @@ pub(crate) async fn run(store: Store, mailer: Arc<Mailer>, outbox: Outbox, link:
                 Err(e) => tracing::error!(error = %e, "outbox purge failed"),
             }
         }
-        let wait = next.map_or(IDLE_MS, |t| (t - outbox.now_ms()).clamp(0, IDLE_MS));
+        let now = outbox.now_ms();
+        let wait = next.map_or(IDLE_MS, |t| (t - now).clamp(0, IDLE_MS));
+        outbox
+            .inner
+            .next_look_ms
+            .store(now.saturating_add(wait), Ordering::SeqCst);
         tokio::select! {
             () = outbox.inner.wake.notified() => {}
             () = tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))) => {}

@@ -196,7 +196,7 @@ pub(crate) async fn send(
         )?;
     }
     s.store.commit().await?;
-    s.outbox.wake();
+    s.outbox.queued(&notices);
     s.metrics.message_sent();
     Ok((StatusCode::CREATED, axum::Json(view(&record))))
 }

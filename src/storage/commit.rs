@@ -2,7 +2,8 @@
 //! as `fsync` (see `docs/STORAGE.md`: sled 0.34's flush issues only `sync_file_range` on
 //! Linux and never syncs its blob files).
 
-use std::collections::HashMap;
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -136,12 +137,21 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Waiter>, mut syncer: Syncer, counte
 }
 
 /// Closes the gap between sled's flush and `fsync`: `fsync` of the log file (its size and the
-/// drive's write cache) and of every new or grown blob file and the blob directory.
+/// drive's write cache), of every new blob file and of the blob directory.
+///
+/// sled 0.34 writes a blob file once, whole, while it holds the log reservation that names it
+/// (`create_new`, then the content), and its flush waits for every reservation taken before the
+/// flush began. So a blob file listed after one flush is complete by the end of the next one:
+/// syncing each file when first listed and once more at the next sync covers it, and no file
+/// is ever looked at again (before, every flush took a `stat` of every blob file).
 struct Syncer {
     db_file: File,
     dir: PathBuf,
     blobs_dir: PathBuf,
-    synced: HashMap<std::ffi::OsString, u64>,
+    /// Blob files synced after the flush that followed their first listing: complete on disk.
+    done: HashSet<OsString>,
+    /// Blob files first listed at the last sync (synced then, perhaps not yet complete).
+    fresh: HashSet<OsString>,
 }
 
 impl Syncer {
@@ -150,7 +160,8 @@ impl Syncer {
             db_file: File::open(dir.join("db"))?,
             dir: dir.to_path_buf(),
             blobs_dir: dir.join("blobs"),
-            synced: HashMap::new(),
+            done: HashSet::new(),
+            fresh: HashSet::new(),
         })
     }
 
@@ -163,31 +174,75 @@ impl Syncer {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
-        let mut seen = HashMap::with_capacity(self.synced.len());
-        let mut any_new = false;
+        let mut done = HashSet::with_capacity(self.done.len());
+        let mut fresh = HashSet::new();
         for entry in entries {
-            let entry = entry?;
-            let name = entry.file_name();
-            let len = match entry.metadata() {
-                Ok(m) => m.len(),
-                // Deleted by sled's garbage collection while we listed.
-                Err(_) => continue,
-            };
-            if self.synced.get(&name) != Some(&len) {
-                match File::open(entry.path()) {
-                    Ok(f) => f.sync_all()?,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e),
-                }
-                any_new = true;
+            let name = entry?.file_name();
+            if self.done.contains(&name) {
+                done.insert(name);
+                continue;
             }
-            seen.insert(name, len);
+            match File::open(self.blobs_dir.join(&name)) {
+                Ok(f) => f.sync_all()?,
+                // Deleted by sled's garbage collection since the listing.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+            if self.fresh.contains(&name) {
+                done.insert(name);
+            } else {
+                fresh.insert(name);
+            }
         }
-        self.synced = seen;
+        // Files that left the folder are forgotten with the old sets.
+        self.done = done;
+        let any_new = !fresh.is_empty();
+        self.fresh = fresh;
         if any_new {
             File::open(&self.blobs_dir)?.sync_all()?;
             File::open(&self.dir)?.sync_all()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(set: &HashSet<OsString>) -> Vec<String> {
+        let mut v: Vec<String> = set
+            .iter()
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_blob_file_is_synced_when_first_listed_and_once_more_then_left_alone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("db"), b"log").expect("db");
+        let mut syncer = Syncer::open(dir.path()).expect("open");
+        // No blob folder yet: only the log is synced.
+        syncer.sync().expect("sync");
+        assert!(syncer.done.is_empty() && syncer.fresh.is_empty());
+
+        let blobs = dir.path().join("blobs");
+        std::fs::create_dir(&blobs).expect("blobs");
+        std::fs::write(blobs.join("100"), b"first").expect("blob");
+        syncer.sync().expect("sync");
+        assert_eq!(names(&syncer.fresh), ["100"]);
+        assert!(syncer.done.is_empty());
+
+        std::fs::write(blobs.join("200"), b"second").expect("blob");
+        syncer.sync().expect("sync");
+        assert_eq!(names(&syncer.done), ["100"]);
+        assert_eq!(names(&syncer.fresh), ["200"]);
+
+        std::fs::remove_file(blobs.join("100")).expect("gc");
+        syncer.sync().expect("sync");
+        assert_eq!(names(&syncer.done), ["200"]);
+        assert!(syncer.fresh.is_empty());
     }
 }
