@@ -267,7 +267,7 @@ pub(crate) struct Outbox {
 
 struct OutboxInner {
     wake: Notify,
-    /// When the worker will next look at the outbox (server clock, ms); `i64::MIN` while it
+    /// When the worker will next look at the outbox (server clock, ms); `i64::MAX` while it
     /// is looking. A new notice due later than this needs no wake-up.
     next_look_ms: AtomicI64,
     /// Passes made over the outbox.
@@ -292,7 +292,7 @@ impl Outbox {
         Self {
             inner: Arc::new(OutboxInner {
                 wake: Notify::new(),
-                next_look_ms: AtomicI64::new(i64::MIN),
+                next_look_ms: AtomicI64::new(i64::MAX),
                 passes: AtomicU64::new(0),
                 clock,
                 window_ms,
@@ -326,7 +326,8 @@ impl Outbox {
             return;
         };
         // Read after the notices were stored: a pass that began before then either saw them
-        // or left `i64::MIN` here, and one that begins after sees them.
+        // or left `i64::MAX` here (so every notice wakes the next pass), and one that begins
+        // after sees them.
         if due < i.next_look_ms.load(Ordering::SeqCst) {
             i.wake.notify_one();
             return;

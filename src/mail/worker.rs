@@ -35,7 +35,7 @@ pub(crate) async fn run(store: Store, mailer: Arc<Mailer>, outbox: Outbox, link:
     let mut last_purge = 0i64;
     loop {
         // Looking: every notice queued from here on wakes the next pass (see `Outbox::queued`).
-        outbox.inner.next_look_ms.store(i64::MIN, Ordering::SeqCst);
+        outbox.inner.next_look_ms.store(i64::MAX, Ordering::SeqCst);
         outbox.inner.passes.fetch_add(1, Ordering::Relaxed);
         let next = match pass(&store, &mailer, &outbox, &link).await {
             Ok(next) => next,

@@ -13,7 +13,7 @@ use super::authz::{Action, decide};
 use super::error::ApiError;
 use super::extract::{Caller, Json, parse_id};
 use super::messages::{matter_deleted, page_params, view as message_view};
-use super::{AppState, new_id};
+use super::{AppState, new_listed_id};
 use crate::storage::{AddOutcome, MatterRecord};
 use crate::wire::api::{
     CloseMatter, ErrorBody, MAX_RETAIN_DAYS, MAX_SEALED_NAME_LEN, Matter, MatterList, MatterStatus,
@@ -40,7 +40,7 @@ pub(crate) async fn create(
                 "sealed_name must be 1 to {MAX_SEALED_NAME_LEN} bytes of base64"
             ))
         })?;
-    let id: [u8; 16] = new_id()?;
+    let id: [u8; 16] = new_listed_id()?;
     let record = MatterRecord {
         id,
         owner: caller.account.email.clone(),

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use super::authz::{Action, decide};
 use super::error::ApiError;
 use super::extract::{Caller, Json, parse_id};
-use super::{AppState, items, random, valid_email};
-use crate::storage::{MatterRecord, MessageRecord};
+use super::{AppState, items, new_listed_id, valid_email};
+use crate::storage::{AuditEvent, MatterRecord, MessageRecord};
 use crate::wire::api::{
     DocumentRef, ErrorBody, ItemHeader, MAX_DOCUMENTS, MAX_PAGE, MAX_RECIPIENTS, Message,
     MessageList, Role, SendMessage,
@@ -115,7 +115,7 @@ pub(crate) async fn send(
             }
         }
     }
-    let id: [u8; 16] = random()?;
+    let id: [u8; 16] = new_listed_id()?;
     let (thread, inherited) = match &req.in_reply_to {
         Some(r) => {
             let parent = s.store.message(&parse_id(r)?)?.ok_or(ApiError::NotFound)?;
@@ -175,7 +175,24 @@ pub(crate) async fn send(
         if let Some(sealed) = &sealed {
             items::store_sealed(&s, &caller, sealed)?;
         }
-        if let Err(e) = s.store.put_message_with_notices(&record, &notices) {
+        // The message, its notices and its audit entries in one transaction.
+        let item_hex = sealed.as_ref().map(|x| to_hex(&x.record.id));
+        let message_hex = to_hex(&record.id);
+        let mut events = Vec::with_capacity(2);
+        if let Some(item) = &item_hex {
+            events.push(AuditEvent {
+                action: "item.commit",
+                object: item,
+                matter: None,
+            });
+        }
+        events.push(AuditEvent {
+            action: "message.send",
+            object: &message_hex,
+            matter: matter.as_ref(),
+        });
+        let by = (s.now(), me.as_str(), caller.addr.as_str());
+        if let Err(e) = s.store.put_message_audited(&record, &notices, by, &events) {
             if let Some(sealed) = &sealed {
                 // Not acknowledged: give its bytes back rather than keep an item no message
                 // carries.
@@ -185,15 +202,6 @@ pub(crate) async fn send(
             }
             return Err(e.into());
         }
-        if let Some(sealed) = &sealed {
-            s.audit(&caller, "item.commit", &to_hex(&sealed.record.id), None)?;
-        }
-        s.audit(
-            &caller,
-            "message.send",
-            &to_hex(&record.id),
-            matter.as_ref(),
-        )?;
     }
     s.store.commit().await?;
     s.outbox.queued(&notices);

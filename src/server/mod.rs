@@ -608,17 +608,31 @@ pub(crate) fn sha256(b: &[u8]) -> [u8; 32] {
     out
 }
 
-/// A new id for a record the server keeps (item, message, signature request, matter): the
-/// wall clock's milliseconds in 48 bits, big-endian, then 80 random bits. Ids made close in
-/// time sort together, so sled adds each new record (and its index entries keyed by the id)
-/// to the tree's newest leaf instead of rewriting a random leaf per insert; fully random ids
-/// made sled write about 150 KiB per 1 KiB message sent (`benches/run.sh small`). The id
-/// tells its creation time to the ones who may see it (who also see the record's dates), and
-/// 80 random bits still make it unguessable; access is decided by the caller, never by the id.
+/// A new item id: the wall clock's milliseconds in 48 bits, big-endian, then 80 random bits.
+/// Items made close in time sort together, so sled adds each new item record (and its chunks,
+/// key packages and audit index entries, all keyed by the id) to its trees' newest leaves
+/// instead of rewriting a random leaf per send. The id tells its creation time to the ones who
+/// may see it (who also see the item's dates), and 80 random bits still make it unguessable;
+/// access is decided by the caller, never by the id.
 pub(crate) fn new_id() -> Result<[u8; 16], ApiError> {
-    let ms = std::time::SystemTime::now()
+    time_id(wall_ms())
+}
+
+/// A new id for a record listed newest first (message, signature request, matter): as
+/// [`new_id`], with the milliseconds inverted. The listings' keys are `inverted time in
+/// seconds || id`, so within one second the newest now comes first too (wholly random ids
+/// listed the messages of one second in random order).
+pub(crate) fn new_listed_id() -> Result<[u8; 16], ApiError> {
+    time_id(!wall_ms())
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn time_id(ms: u64) -> Result<[u8; 16], ApiError> {
     let mut id: [u8; 16] = random()?;
     id[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
     Ok(id)

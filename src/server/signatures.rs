@@ -16,7 +16,7 @@ use super::authz::{Action, decide};
 use super::error::ApiError;
 use super::extract::{Caller, Json, parse_id};
 use super::messages::{matter_deleted, open_for_additions};
-use super::{AppState, account_view, new_id, valid_email};
+use super::{AppState, account_view, new_listed_id, valid_email};
 use crate::storage::{AccountRecord, AddOutcome, SignatureRecord};
 use crate::wire::api::{
     AnswerSignature, AuditRecord, ErrorBody, EvidenceMaterial, MAX_HORIZON_SECS,
@@ -65,7 +65,7 @@ pub(crate) async fn create(
             ),
         ));
     }
-    let id: [u8; 16] = new_id()?;
+    let id: [u8; 16] = new_listed_id()?;
     let record = SignatureRecord {
         id,
         requester: caller.account.email.clone(),

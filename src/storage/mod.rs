@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::Transactional;
 
-pub use audit::StoredCheckpoint;
+pub use audit::{AuditEvent, StoredCheckpoint};
 pub use backup::{BackupError, BackupReport, Writing};
 pub use blobs::{BlobStore, BlobStoreKind, ChunkWriter, FileBlobs, SEALED_CHUNK, SledBlobs};
 pub use commit::FlushStats;
@@ -572,6 +572,32 @@ impl Store {
         m: &MessageRecord,
         notices: &[NoticeRecord],
     ) -> Result<(), StorageError> {
+        if self.apply(self.message_batch(m, notices)?)? {
+            Ok(())
+        } else {
+            Err(StorageError::Conflict)
+        }
+    }
+
+    /// [`Store::put_message_with_notices`] with the audit entries of `events` (by `actor` from
+    /// `addr` at `at`) in the same transaction.
+    pub fn put_message_audited(
+        &self,
+        m: &MessageRecord,
+        notices: &[NoticeRecord],
+        (at, actor, addr): (i64, &str, &str),
+        events: &[AuditEvent<'_>],
+    ) -> Result<(), StorageError> {
+        self.apply_audited(self.message_batch(m, notices)?, at, actor, addr, events)
+            .map(|_| ())
+    }
+
+    /// The writes that store a message (see [`Store::put_message_with_notices`]).
+    fn message_batch(
+        &self,
+        m: &MessageRecord,
+        notices: &[NoticeRecord],
+    ) -> Result<Batch<'_>, StorageError> {
         let mut b = Batch::default();
         b.put(&self.messages, key_bytes(&m.id), encode(m));
         for n in notices {
@@ -609,11 +635,7 @@ impl Store {
                 );
             }
         }
-        if self.apply(b)? {
-            Ok(())
-        } else {
-            Err(StorageError::Conflict)
-        }
+        Ok(b)
     }
 
     /// The message with this id.

@@ -399,3 +399,24 @@ fn a_listing_names_each_item_once_and_at_most_256_headers() {
         assert_eq!(status, 200, "{own}");
     }
 }
+
+#[test]
+fn messages_sent_within_one_second_are_listed_newest_first() {
+    let w = ApiWorld::start();
+    // Sends of a few milliseconds each: most of these fall within one second, where the
+    // listing's time (in seconds) ties and only the ids order them.
+    let started = std::time::Instant::now();
+    let items: Vec<String> = (0..40u32)
+        .map(|i| w.send_to_carol(&i.to_be_bytes()))
+        .collect();
+    let (status, listed) = w.call(&w.carol, "GET", "/v1/messages?box=inbox&limit=40", None);
+    assert_eq!(status, 200, "{listed}");
+    let order: Vec<String> = listed["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["item"].as_str().unwrap().to_owned())
+        .collect();
+    let newest_first: Vec<String> = items.into_iter().rev().collect();
+    assert_eq!(order, newest_first, "40 sends in {:?}", started.elapsed());
+}
