@@ -172,38 +172,25 @@ pub(crate) fn check_sealed(
     })
 }
 
-/// Stores an item checked by [`check_sealed`], committed, with its key packages, counting its
-/// bytes against the caller's quota (refused, with nothing stored, past the quota or into the
-/// free-disk reserve). The caller audits the commit once the message is stored too. Durable at
-/// the next flush.
-pub(crate) fn store_sealed(
-    s: &AppState,
-    caller: &Caller,
-    sealed: &SealedUpload,
-) -> Result<(), ApiError> {
-    let len = sealed.record.received_bytes;
-    let limit = s.settings.storage.quota_for(caller.account.role);
-    if let Some(refusal) = reserve_refusal(s, len)? {
+/// Writes the chunk of an item checked by [`check_sealed`], unless it would reach into the
+/// free-disk reserve. The caller stores the item's record, key packages and quota bytes with
+/// its message ([`crate::storage::Store::put_message_audited`]), and calls
+/// [`drop_sealed_chunk`] if that fails. Durable at the next flush.
+pub(crate) fn put_sealed_chunk(s: &AppState, sealed: &SealedUpload) -> Result<(), ApiError> {
+    if let Some(refusal) = reserve_refusal(s, sealed.record.received_bytes)? {
         return Err(refusal);
     }
-    let id = sealed.record.id;
-    s.store.blobs().put_chunks(&id, 0, &sealed.chunk)?;
-    let refusal = match s
-        .store
-        .put_committed_item(&sealed.record, &sealed.packages, limit)
-    {
-        Ok(Ok(_)) => None,
-        Ok(Err(over)) => Some(over_quota(over.used, over.limit, len)),
-        Err(e) => Some(ApiError::from(e)),
-    };
-    if let Some(refusal) = refusal {
-        if let Err(e) = s.store.blobs().delete_item(&id) {
-            tracing::error!(error = ?e, "could not delete a refused item's chunk");
-        }
-        return Err(refusal);
-    }
-    s.metrics.chunks_received(1, len);
+    s.store
+        .blobs()
+        .put_chunks(&sealed.record.id, 0, &sealed.chunk)?;
     Ok(())
+}
+
+/// Deletes the chunk [`put_sealed_chunk`] wrote, for a send that was refused after all.
+pub(crate) fn drop_sealed_chunk(s: &AppState, sealed: &SealedUpload) {
+    if let Err(e) = s.store.blobs().delete_item(&sealed.record.id) {
+        tracing::error!(error = ?e, "could not delete a refused item's chunk");
+    }
 }
 
 /// Appends 1 to 128 chunks, which start at the number already received, or up to 256 chunks
@@ -501,7 +488,7 @@ async fn receive_chunks(
 }
 
 /// The refusal of an upload over its account's quota.
-fn over_quota(used: u64, limit: u64, asked: u64) -> ApiError {
+pub(crate) fn over_quota(used: u64, limit: u64, asked: u64) -> ApiError {
     ApiError::InsufficientStorage(format!(
         "over your storage quota: you store {used} of {limit} bytes and this upload needs \
          {asked} more; the upload was discarded"

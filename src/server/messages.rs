@@ -9,7 +9,7 @@ use super::authz::{Action, decide};
 use super::error::ApiError;
 use super::extract::{Caller, Json, parse_id};
 use super::{AppState, items, new_listed_id, valid_email};
-use crate::storage::{AuditEvent, MatterRecord, MessageRecord};
+use crate::storage::{AuditEvent, MatterRecord, MessageRecord, SealedItem};
 use crate::wire::api::{
     DocumentRef, ErrorBody, ItemHeader, MAX_DOCUMENTS, MAX_PAGE, MAX_RECIPIENTS, Message,
     MessageList, Role, SendMessage,
@@ -173,9 +173,10 @@ pub(crate) async fn send(
             open_for_additions(&current)?;
         }
         if let Some(sealed) = &sealed {
-            items::store_sealed(&s, &caller, sealed)?;
+            items::put_sealed_chunk(&s, sealed)?;
         }
-        // The message, its notices and its audit entries in one transaction.
+        // The message, its notices, its audit entries and its item when sent whole, in one
+        // transaction.
         let item_hex = sealed.as_ref().map(|x| to_hex(&x.record.id));
         let message_hex = to_hex(&record.id);
         let mut events = Vec::with_capacity(2);
@@ -192,15 +193,32 @@ pub(crate) async fn send(
             matter: matter.as_ref(),
         });
         let by = (s.now(), me.as_str(), caller.addr.as_str());
-        if let Err(e) = s.store.put_message_audited(&record, &notices, by, &events) {
+        let item = sealed.as_ref().map(|x| SealedItem {
+            record: &x.record,
+            packages: &x.packages,
+            limit: s.settings.storage.quota_for(caller.account.role),
+        });
+        let refusal =
+            match s
+                .store
+                .put_message_audited(&record, &notices, by, &events, item.as_ref())
+            {
+                Ok(Ok(())) => None,
+                Ok(Err(over)) => Some(items::over_quota(
+                    over.used,
+                    over.limit,
+                    item.map_or(0, |i| i.record.received_bytes),
+                )),
+                Err(e) => Some(ApiError::from(e)),
+            };
+        if let Some(refusal) = refusal {
             if let Some(sealed) = &sealed {
-                // Not acknowledged: give its bytes back rather than keep an item no message
-                // carries.
-                if let Err(e) = s.store.discard_item(&sealed.record.id) {
-                    tracing::error!(error = ?e, "could not delete an unsent message item");
-                }
+                items::drop_sealed_chunk(&s, sealed);
             }
-            return Err(e.into());
+            return Err(refusal);
+        }
+        if let Some(sealed) = &sealed {
+            s.metrics.chunks_received(1, sealed.record.received_bytes);
         }
     }
     s.store.commit().await?;

@@ -187,6 +187,19 @@ pub fn free_space(dir: &Path) -> Result<u64, StorageError> {
     Ok(fs2::available_space(dir)?)
 }
 
+/// A message's own item sent whole with it (one short chunk), stored with the message by
+/// [`Store::put_message_audited`]: its record (committed), its key packages by reader email,
+/// and the uploader's quota.
+#[derive(Debug, Clone, Copy)]
+pub struct SealedItem<'a> {
+    /// The item's record.
+    pub record: &'a ItemRecord,
+    /// `(reader email, age file)` for each reader.
+    pub packages: &'a [(String, Vec<u8>)],
+    /// The uploader's quota in bytes, if any.
+    pub limit: Option<u64>,
+}
+
 /// How much ciphertext an account holds against its quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OverQuota {
@@ -572,7 +585,7 @@ impl Store {
         m: &MessageRecord,
         notices: &[NoticeRecord],
     ) -> Result<(), StorageError> {
-        if self.apply(self.message_batch(m, notices)?)? {
+        if self.apply(self.message_batch(m, notices, None)?)? {
             Ok(())
         } else {
             Err(StorageError::Conflict)
@@ -580,23 +593,47 @@ impl Store {
     }
 
     /// [`Store::put_message_with_notices`] with the audit entries of `events` (by `actor` from
-    /// `addr` at `at`) in the same transaction.
+    /// `addr` at `at`) and the message's own item when it was sent whole (`item`), all in one
+    /// transaction: nothing of the send is stored unless all of it is. Refuses, storing
+    /// nothing, if the item would take its uploader past the quota. Retries a few times when
+    /// a concurrent write changed what it read (the uploader's usage, a document's record).
     pub fn put_message_audited(
         &self,
         m: &MessageRecord,
         notices: &[NoticeRecord],
         (at, actor, addr): (i64, &str, &str),
         events: &[AuditEvent<'_>],
-    ) -> Result<(), StorageError> {
-        self.apply_audited(self.message_batch(m, notices)?, at, actor, addr, events)
-            .map(|_| ())
+        item: Option<&SealedItem<'_>>,
+    ) -> Result<Result<(), OverQuota>, StorageError> {
+        const TRIES: usize = 8;
+        for _ in 0..TRIES {
+            let mut b = self.message_batch(m, notices, item.map(|i| i.record.id))?;
+            if let Some(item) = item {
+                let mut record = item.record.clone();
+                record.matter = m.matter;
+                let item = SealedItem {
+                    record: &record,
+                    ..*item
+                };
+                if let Err(over) = self.add_sealed_item(&mut b, &item)? {
+                    return Ok(Err(over));
+                }
+            }
+            match self.apply_audited(b, at, actor, addr, events) {
+                Err(StorageError::Conflict) => continue,
+                r => return r.map(|_| Ok(())),
+            }
+        }
+        Err(StorageError::Conflict)
     }
 
-    /// The writes that store a message (see [`Store::put_message_with_notices`]).
+    /// The writes that store a message (see [`Store::put_message_with_notices`]). `sealed`
+    /// names the message's item when it is stored in the same batch (its record is not read).
     fn message_batch(
         &self,
         m: &MessageRecord,
         notices: &[NoticeRecord],
+        sealed: Option<[u8; 16]>,
     ) -> Result<Batch<'_>, StorageError> {
         let mut b = Batch::default();
         b.put(&self.messages, key_bytes(&m.id), encode(m));
@@ -617,16 +654,19 @@ impl Store {
                 Vec::new(),
             );
             for id in std::iter::once(&m.item).chain(m.documents.iter().map(|(d, _)| d)) {
-                let key = key_bytes(id);
-                let current = self
-                    .items
-                    .get(&key)?
-                    .ok_or(StorageError::Corrupt { tree: "items" })?;
-                let mut item: ItemRecord = decode(&current, "items")?;
-                if item.matter != Some(matter) {
-                    item.matter = Some(matter);
-                    b.expect(&self.items, key.clone(), Some(current.to_vec()));
-                    b.put(&self.items, key, encode(&item));
+                if sealed != Some(*id) {
+                    // Tag the item with the matter, if this still holds what was read.
+                    let key = key_bytes(id);
+                    let current = self
+                        .items
+                        .get(&key)?
+                        .ok_or(StorageError::Corrupt { tree: "items" })?;
+                    let mut item: ItemRecord = decode(&current, "items")?;
+                    if item.matter != Some(matter) {
+                        item.matter = Some(matter);
+                        b.expect(&self.items, key.clone(), Some(current.to_vec()));
+                        b.put(&self.items, key, encode(&item));
+                    }
                 }
                 b.put(
                     &self.matter_index,

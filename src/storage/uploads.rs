@@ -14,8 +14,8 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::{
-    FORMAT_VERSION, ItemRecord, OverQuota, StorageError, Store, decode, encode, key_bytes, key_str,
-    tx_error, versioned_raw,
+    Batch, FORMAT_VERSION, ItemRecord, OverQuota, SealedItem, StorageError, Store, decode, encode,
+    key_bytes, key_str, tx_error, versioned_raw,
 };
 
 /// A transaction's failure: a storage error, or the item changed under the request.
@@ -102,37 +102,34 @@ impl Store {
         r.map_err(tx_error)
     }
 
-    /// Stores a whole item at once, already committed (a small message item sent with its
-    /// message; its chunk is in the blob store already): the record, its key packages and the
-    /// uploader's usage grown by its bytes, in one transaction. Refuses, writing nothing, if
-    /// the usage would pass `limit` (`Ok(Err(..))`). Not yet durable.
-    pub fn put_committed_item(
-        &self,
-        item: &ItemRecord,
-        packages: &[(String, Vec<u8>)],
-        limit: Option<u64>,
+    /// Adds to `b` the writes that store `item`, committed, with its key packages, and count its
+    /// bytes against `limit` in the uploader's usage; `b` then applies only if the usage is
+    /// still what was read here. Refuses, adding nothing, if the usage would pass `limit`.
+    pub(super) fn add_sealed_item<'s>(
+        &'s self,
+        b: &mut Batch<'s>,
+        item: &SealedItem<'_>,
     ) -> Result<Result<u64, OverQuota>, StorageError> {
-        let key = key_bytes(&item.id);
-        let record = encode(item);
-        let added = i64::try_from(item.received_bytes)
-            .map_err(|_| StorageError::TooLong { tree: "usage" })?;
-        let pk: Vec<(Vec<u8>, Vec<u8>)> = packages
-            .iter()
-            .map(|(email, p)| (super::package_key(&item.id, email), versioned_raw(p)))
-            .collect();
-        let r =
-            (&self.items, &self.key_packages, &self.usage).transaction(|(items, kps, usage)| {
-                let used = match add_usage(usage, &item.uploader, added, limit)? {
-                    Ok(used) => used,
-                    Err(over) => return Ok(Err(over)),
-                };
-                for (k, v) in &pk {
-                    kps.insert(k.as_slice(), v.as_slice())?;
-                }
-                items.insert(key.as_slice(), record.as_slice())?;
-                Ok(Ok(used))
-            });
-        r.map_err(tx_error)
+        let key = key_str(&item.record.uploader);
+        let current = self.usage.get(&key)?;
+        let used = read_usage(current.as_deref())?;
+        let after = used.saturating_add(item.record.received_bytes);
+        if let Some(limit) = item.limit {
+            if after > limit {
+                return Ok(Err(OverQuota { used, limit }));
+            }
+        }
+        b.expect(&self.usage, key.clone(), current.map(|v| v.to_vec()));
+        b.put(&self.usage, key, versioned_raw(&after.to_be_bytes()));
+        for (email, p) in item.packages {
+            b.put(
+                &self.key_packages,
+                super::package_key(&item.record.id, email),
+                versioned_raw(p),
+            );
+        }
+        b.put(&self.items, key_bytes(&item.record.id), encode(item.record));
+        Ok(Ok(after))
     }
 
     /// The digests taken as chunks `0..count` of `item` arrived; `None` for a chunk without
@@ -187,16 +184,6 @@ impl Store {
             }
             _ => Ok(false),
         }
-    }
-
-    /// Deletes an item stored by [`Store::put_committed_item`] whose message was not
-    /// acknowledged after all: its key packages, chunk and record, giving its bytes back. Not
-    /// yet durable.
-    pub fn discard_item(&self, item: &[u8; 16]) -> Result<(), StorageError> {
-        if let Some(rec) = self.item(item)? {
-            self.delete_item(&rec, &mut super::legal::DeletionCounts::default())?;
-        }
-        Ok(())
     }
 
     /// Deletes an item's chunks and digests, then its record together with its bytes in the
