@@ -110,6 +110,12 @@ impl Store {
 
     /// Writes notices (new or changed) atomically; durable after [`Store::commit`].
     pub fn put_notices(&self, notices: &[NoticeRecord]) -> Result<(), StorageError> {
+        // One record needs no batch: sled's batches (like its transactions) each close its
+        // log buffer and hand a write to its IO threads, a cost a single insert does not have.
+        if let [n] = notices {
+            self.outbox.insert(key_bytes(&n.id), encode(n))?;
+            return Ok(());
+        }
         let mut batch = sled::Batch::default();
         for n in notices {
             batch.insert(key_bytes(&n.id), encode(n));
