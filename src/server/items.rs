@@ -18,7 +18,7 @@ use super::error::ApiError;
 use super::extract::{Caller, Json, OctetStream, parse_id};
 use super::inflight::{AHEAD, Claim, uncommitted, wrong_offset};
 use super::routes::CHUNKS_LIMIT;
-use super::{AppState, account_view, new_id};
+use super::{AppState, account_view, random};
 use crate::crypto::{
     MAX_CHUNKS, MAX_KEY_PACKAGE_LEN, Manifest, PREAMBLE_LEN, Preamble, PublicKeys,
 };
@@ -43,7 +43,7 @@ pub(crate) async fn create(
     Json(req): Json<NewItem>,
 ) -> Result<(StatusCode, axum::Json<UploadState>), ApiError> {
     let preamble = parse_preamble(&req.preamble)?;
-    let id: [u8; 16] = new_id()?;
+    let id: [u8; 16] = random()?;
     let now = s.now();
     s.store.put_item(&ItemRecord {
         id,
@@ -154,7 +154,7 @@ pub(crate) fn check_sealed(
     let packages = key_packages(&s.store, &caller.account.email, &sealed.key_packages)?;
     let now = s.now();
     let record = ItemRecord {
-        id: new_id()?,
+        id: random()?,
         uploader: caller.account.email.clone(),
         preamble: preamble.as_bytes().to_vec(),
         received: 1,

@@ -608,33 +608,29 @@ pub(crate) fn sha256(b: &[u8]) -> [u8; 32] {
     out
 }
 
-/// A new item id: the wall clock's milliseconds in 48 bits, big-endian, then 80 random bits.
-/// Items made close in time sort together, so sled adds each new item record (and its chunks,
-/// key packages and audit index entries, all keyed by the id) to its trees' newest leaves
-/// instead of rewriting a random leaf per send. The id tells its creation time to the ones who
-/// may see it (who also see the item's dates), and 80 random bits still make it unguessable;
-/// access is decided by the caller, never by the id.
-pub(crate) fn new_id() -> Result<[u8; 16], ApiError> {
-    time_id(wall_ms())
-}
-
-/// A new id for a record listed newest first (message, signature request, matter): as
-/// [`new_id`], with the milliseconds inverted. The listings' keys are `inverted time in
-/// seconds || id`, so within one second the newest now comes first too (wholly random ids
-/// listed the messages of one second in random order).
+/// A new id for a record listed newest first (message, signature request, matter): the wall
+/// clock's milliseconds, inverted, in 48 bits big-endian, then 80 random bits. The listings'
+/// keys are `inverted time in seconds || id`, so within one second the newest comes first too
+/// (wholly random ids listed one second's messages in random order); ids made in the same
+/// millisecond take the next ones, so the order holds between them as well. New records also
+/// join their trees' newest leaf. The id tells its creation time to the ones who may see it
+/// (who also see the record's dates); 80 random bits keep it unguessable, and access is
+/// decided by the caller, never by the id. Item ids stay wholly random: the file blob store
+/// spreads items over folders by their first byte.
 pub(crate) fn new_listed_id() -> Result<[u8; 16], ApiError> {
-    time_id(!wall_ms())
-}
-
-fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_MS: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn time_id(ms: u64) -> Result<[u8; 16], ApiError> {
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let prev = LAST_MS
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+            Some(now.max(last.saturating_add(1)))
+        })
+        .unwrap_or(now);
+    let ms = now.max(prev.saturating_add(1));
     let mut id: [u8; 16] = random()?;
-    id[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    id[..6].copy_from_slice(&(!ms).to_be_bytes()[2..]);
     Ok(id)
 }
 

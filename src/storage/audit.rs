@@ -159,7 +159,7 @@ impl Store {
         self.apply_audited(Batch::default(), at, actor, addr, &[event])
     }
 
-    /// Applies `b` (which must hold no expectations) and the audit entries of `events`, by
+    /// Applies `b` and the audit entries of `events`, by
     /// `actor` from `addr` at `at`, in one transaction: one write to sled's log instead of one
     /// per part. The entries are chained in the order given; returns the first one's sequence
     /// number. If an expectation of `b` no longer holds, nothing is applied (`Conflict`).

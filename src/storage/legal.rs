@@ -140,7 +140,10 @@ impl Store {
     ) -> Result<AddOutcome, StorageError> {
         let key = key_bytes(&old.id);
         let mut b = Batch::default();
-        b.expect(&self.matters, key.clone(), Some(encode(old)));
+        let Some(stored) = super::stored_as(&self.matters, "matters", &key, old)? else {
+            return Ok(AddOutcome::Conflict);
+        };
+        b.expect(&self.matters, key.clone(), Some(stored));
         b.put(&self.matters, key, encode(new));
         let (before, after) = (deletion_due(old), deletion_due(new));
         if before != after {
@@ -277,7 +280,10 @@ impl Store {
     ) -> Result<AddOutcome, StorageError> {
         let key = key_bytes(&old.id);
         let mut b = Batch::default();
-        b.expect(&self.signatures, key.clone(), Some(encode(old)));
+        let Some(stored) = super::stored_as(&self.signatures, "signatures", &key, old)? else {
+            return Ok(AddOutcome::Conflict);
+        };
+        b.expect(&self.signatures, key.clone(), Some(stored));
         b.put(&self.signatures, key, encode(new));
         for n in notices {
             b.put(&self.outbox, outbox::notice_key(n), encode(n));
@@ -418,7 +424,10 @@ impl Store {
     ) -> Result<(AddOutcome, usize), StorageError> {
         let key = key_bytes(&old.id);
         let mut b = Batch::default();
-        b.expect(&self.grants, key.clone(), Some(encode(old)));
+        let Some(stored) = super::stored_as(&self.grants, "grants", &key, old)? else {
+            return Ok((AddOutcome::Conflict, 0));
+        };
+        b.expect(&self.grants, key.clone(), Some(stored));
         b.put(&self.grants, key, encode(new));
         let mut removed = 0;
         if new.cut_off_at.is_some() && old.cut_off_at.is_none() {
@@ -560,7 +569,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::committed_item;
+    use super::super::tests::{committed_item, legacy_form};
     use super::*;
     use crate::wire::api::SignatureIntent;
 
@@ -580,6 +589,38 @@ mod tests {
             hold: false,
             deleted_at: None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_matter_stored_by_an_earlier_version_is_updated() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path(), 1 << 20).expect("open");
+        let old = matter(MATTER);
+        let legacy = legacy_form(&old, &["sealed_name"]);
+        assert!(
+            std::str::from_utf8(&legacy)
+                .expect("utf8")
+                .contains("[1,1,1")
+        );
+        store
+            .matters
+            .insert(key_bytes(&MATTER), legacy)
+            .expect("insert");
+        assert_eq!(store.matter(&MATTER).expect("read"), Some(old.clone()));
+        let closed = MatterRecord {
+            closed_at: Some(200),
+            ..old.clone()
+        };
+        assert_eq!(
+            store.update_matter(&old, &closed).expect("update"),
+            AddOutcome::Done
+        );
+        assert_eq!(store.matter(&MATTER).expect("read"), Some(closed.clone()));
+        // A record that changed since it was read is still refused.
+        assert_eq!(
+            store.update_matter(&old, &closed).expect("update"),
+            AddOutcome::Conflict
+        );
     }
 
     fn message(

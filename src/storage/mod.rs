@@ -880,6 +880,22 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], tree: &'static str) -> Result<T, St
     }
 }
 
+/// The stored bytes of the record at `key` if they still decode to `old`: what a batch that
+/// replaces `old` expects to find. Decoded records are compared, not `encode(old)`: a record
+/// written by an earlier version (byte strings as arrays of numbers) encodes differently now.
+/// `None` if the record is gone or has changed.
+fn stored_as<T: DeserializeOwned + PartialEq>(
+    tree: &sled::Tree,
+    name: &'static str,
+    key: &[u8],
+    old: &T,
+) -> Result<Option<Vec<u8>>, StorageError> {
+    match tree.get(key)? {
+        Some(raw) if decode::<T>(&raw, name)? == *old => Ok(Some(raw.to_vec())),
+        _ => Ok(None),
+    }
+}
+
 fn versioned_raw(bytes: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(bytes.len() + 1);
     v.push(FORMAT_VERSION);
@@ -964,6 +980,25 @@ fn tx_error(e: sled::transaction::TransactionError<StorageError>) -> StorageErro
 
 #[cfg(test)]
 mod tests {
+    /// `record` stored as versions before base64 byte strings wrote it: each field named in
+    /// `byte_fields` as an array of numbers.
+    pub(super) fn legacy_form<T: serde::Serialize>(record: &T, byte_fields: &[&str]) -> Vec<u8> {
+        let mut v = serde_json::to_value(record).expect("value");
+        for f in byte_fields {
+            let b64 = v[*f].as_str().map(str::to_owned);
+            if let Some(b64) = b64 {
+                use base64::Engine;
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .expect("base64");
+                v[*f] = serde_json::json!(raw);
+            }
+        }
+        let mut out = vec![FORMAT_VERSION];
+        out.extend_from_slice(&serde_json::to_vec(&v).expect("json"));
+        out
+    }
+
     use super::*;
     use crate::wire::api::Role;
 

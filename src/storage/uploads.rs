@@ -80,13 +80,22 @@ impl Store {
         limit: Option<u64>,
     ) -> Result<Result<u64, OverQuota>, StorageError> {
         let key = key_bytes(&old.id);
-        let (old_bytes, new_bytes) = (encode(old), encode(new));
+        let new_bytes = encode(new);
         let added = i64::try_from(new.received_bytes.saturating_sub(old.received_bytes))
             .map_err(|_| StorageError::TooLong { tree: "usage" })?;
         let all = digests.concat();
         let r =
             (&self.items, &self.chunk_digests, &self.usage).transaction(|(items, sums, usage)| {
-                if items.get(&key)?.as_deref() != Some(old_bytes.as_slice()) {
+                // The record as read, compared decoded (see `stored_as`).
+                let unchanged = match items.get(&key)? {
+                    Some(raw) => {
+                        decode::<ItemRecord>(&raw, "items")
+                            .map_err(ConflictableTransactionError::Abort)?
+                            == *old
+                    }
+                    None => false,
+                };
+                if !unchanged {
                     return Err(ConflictableTransactionError::Abort(StorageError::Conflict));
                 }
                 let used = match add_usage(usage, &old.uploader, added, limit)? {
@@ -244,6 +253,29 @@ mod tests {
             updated_at: 1,
             matter: None,
         }
+    }
+
+    #[tokio::test]
+    async fn an_upload_recorded_by_an_earlier_version_goes_on() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path(), 1 << 20).expect("open");
+        let empty = item(0, 0);
+        let legacy = super::super::tests::legacy_form(&empty, &["preamble"]);
+        store
+            .items
+            .insert(key_bytes(&empty.id), legacy)
+            .expect("insert");
+        let one = item(2, 1000);
+        let used = store
+            .record_chunks(&empty, &one, &[[1; 32], [2; 32]], None)
+            .expect("record");
+        assert_eq!(used, Ok(1000));
+        assert_eq!(store.item(&empty.id).expect("read"), Some(one.clone()));
+        // Recorded from a record that is no longer the stored one: refused.
+        let e = store
+            .record_chunks(&empty, &item(3, 1500), &[[3; 32]], None)
+            .expect_err("stale");
+        assert!(matches!(e, StorageError::Conflict), "{e:?}");
     }
 
     #[tokio::test]

@@ -404,7 +404,8 @@ fn notices_say_only_that_something_waits_coalesce_and_invites_are_emailed() {
 
     // Five messages within the window (sent through the library, one unlock, well inside the
     // 3 s window): one email that says 5. Only the first wakes the notice worker: the others
-    // fall due after the look it then plans, so they cost no pass over the outbox.
+    // fall due after the look it then plans, so they cost no pass over the outbox (each woke
+    // it before).
     let client = library_client(&ada);
     let passes = metric(&server.url, "attache_outbox_passes_total");
     for i in 0..5 {
@@ -420,9 +421,12 @@ fn notices_say_only_that_something_waits_coalesce_and_invites_are_emailed() {
             )
             .unwrap();
     }
-    assert_eq!(metric(&server.url, "attache_notices_pending"), 5);
+    // The gauge counts them without a pass (it may count one twice until the next pass).
+    let pending = metric(&server.url, "attache_notices_pending");
+    assert!((5..=6).contains(&pending), "{pending} pending");
+    // One pass for the first; a second only if a send lands while that pass runs.
     let woken = metric(&server.url, "attache_outbox_passes_total") - passes;
-    assert!(woken <= 1, "{woken} passes for 5 messages in one window");
+    assert!(woken <= 2, "{woken} passes for 5 messages in one window");
     let mails = wait_for(&inbox, "carol@client.example", |m| {
         m.iter().filter(|r| is_message_notice(r)).count() >= 2
     });
