@@ -113,7 +113,7 @@ fn parse_manifest(
 }
 
 /// A message item sent whole with its message, checked as the upload and the commit would
-/// check it, and not yet stored (see [`store_sealed`]).
+/// check it, and not yet stored (see [`put_sealed_chunk`] and [`crate::storage::Store::put_message_audited`]).
 pub(crate) struct SealedUpload {
     pub(crate) record: ItemRecord,
     chunk: Vec<u8>,

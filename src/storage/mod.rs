@@ -572,28 +572,19 @@ impl Store {
 
     // ---- messages ----
 
-    /// Stores a message with its inbox, sent and contact index entries in one transaction.
+    /// Stores a message with its inbox, sent and contact index entries in one transaction. A
+    /// message in a matter also tags its items with the matter and enters the matter's index,
+    /// in the same transaction.
     pub fn put_message(&self, m: &MessageRecord) -> Result<(), StorageError> {
-        self.put_message_with_notices(m, &[])
-    }
-
-    /// [`Store::put_message`] with the message's notices in the same transaction (so the same
-    /// flush makes both durable). A message in a matter also tags its items with the matter
-    /// and enters the matter's index, in the same transaction.
-    pub fn put_message_with_notices(
-        &self,
-        m: &MessageRecord,
-        notices: &[NoticeRecord],
-    ) -> Result<(), StorageError> {
-        if self.apply(self.message_batch(m, notices, None)?)? {
+        if self.apply(self.message_batch(m, &[], None)?)? {
             Ok(())
         } else {
             Err(StorageError::Conflict)
         }
     }
 
-    /// [`Store::put_message_with_notices`] with the audit entries of `events` (by `actor` from
-    /// `addr` at `at`) and the message's own item when it was sent whole (`item`), all in one
+    /// [`Store::put_message`] with the message's notices, the audit entries of `events` (by
+    /// `actor` from `addr` at `at`) and the message's own item when it was sent whole (`item`), all in one
     /// transaction: nothing of the send is stored unless all of it is. Refuses, storing
     /// nothing, if the item would take its uploader past the quota. Retries a few times when
     /// a concurrent write changed what it read (the uploader's usage, a document's record).
@@ -606,15 +597,15 @@ impl Store {
         item: Option<&SealedItem<'_>>,
     ) -> Result<Result<(), OverQuota>, StorageError> {
         const TRIES: usize = 8;
+        // The item joins the message's matter, if any.
+        let record = item.map(|i| ItemRecord {
+            matter: m.matter,
+            ..i.record.clone()
+        });
         for _ in 0..TRIES {
             let mut b = self.message_batch(m, notices, item.map(|i| i.record.id))?;
-            if let Some(item) = item {
-                let mut record = item.record.clone();
-                record.matter = m.matter;
-                let item = SealedItem {
-                    record: &record,
-                    ..*item
-                };
+            if let (Some(item), Some(record)) = (item, &record) {
+                let item = SealedItem { record, ..*item };
                 if let Err(over) = self.add_sealed_item(&mut b, &item)? {
                     return Ok(Err(over));
                 }
@@ -627,7 +618,7 @@ impl Store {
         Err(StorageError::Conflict)
     }
 
-    /// The writes that store a message (see [`Store::put_message_with_notices`]). `sealed`
+    /// The writes that store a message and its notices (see [`Store::put_message`]). `sealed`
     /// names the message's item when it is stored in the same batch (its record is not read).
     fn message_batch(
         &self,
@@ -881,18 +872,32 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], tree: &'static str) -> Result<T, St
 }
 
 /// The stored bytes of the record at `key` if they still decode to `old`: what a batch that
-/// replaces `old` expects to find. Decoded records are compared, not `encode(old)`: a record
-/// written by an earlier version (byte strings as arrays of numbers) encodes differently now.
-/// `None` if the record is gone or has changed.
+/// replaces `old` expects to find. `None` if the record is gone or has changed.
 fn stored_as<T: DeserializeOwned + PartialEq>(
     tree: &sled::Tree,
     name: &'static str,
     key: &[u8],
     old: &T,
 ) -> Result<Option<Vec<u8>>, StorageError> {
-    match tree.get(key)? {
-        Some(raw) if decode::<T>(&raw, name)? == *old => Ok(Some(raw.to_vec())),
-        _ => Ok(None),
+    let raw = tree.get(key)?;
+    Ok(if decodes_to(raw.as_deref(), name, old)? {
+        raw.map(|r| r.to_vec())
+    } else {
+        None
+    })
+}
+
+/// Whether `raw` (a stored record, if any) is `old`. Decoded records are compared, not
+/// `encode(old)`: a record written by an earlier version (byte strings as arrays of numbers)
+/// encodes differently now.
+fn decodes_to<T: DeserializeOwned + PartialEq>(
+    raw: Option<&[u8]>,
+    name: &'static str,
+    old: &T,
+) -> Result<bool, StorageError> {
+    match raw {
+        Some(raw) => Ok(decode::<T>(raw, name)? == *old),
+        None => Ok(false),
     }
 }
 

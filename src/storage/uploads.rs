@@ -86,16 +86,10 @@ impl Store {
         let all = digests.concat();
         let r =
             (&self.items, &self.chunk_digests, &self.usage).transaction(|(items, sums, usage)| {
-                // The record as read, compared decoded (see `stored_as`).
-                let unchanged = match items.get(&key)? {
-                    Some(raw) => {
-                        decode::<ItemRecord>(&raw, "items")
-                            .map_err(ConflictableTransactionError::Abort)?
-                            == *old
-                    }
-                    None => false,
-                };
-                if !unchanged {
+                let stored = items.get(&key)?;
+                if !super::decodes_to(stored.as_deref(), "items", old)
+                    .map_err(ConflictableTransactionError::Abort)?
+                {
                     return Err(ConflictableTransactionError::Abort(StorageError::Conflict));
                 }
                 let used = match add_usage(usage, &old.uploader, added, limit)? {
