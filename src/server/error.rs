@@ -57,6 +57,9 @@ impl From<StorageError> for ApiError {
                 "conflict",
                 "a concurrent request changed this; try again".into(),
             ),
+            e @ StorageError::OtherMatter { .. } => {
+                Self::Conflict("matter_mismatch", e.to_string())
+            }
             e => Self::Internal(e.to_string()),
         }
     }

@@ -116,7 +116,7 @@ fn parse_manifest(
 /// check it, and not yet stored (see [`put_sealed_chunk`] and [`crate::storage::Store::put_message_audited`]).
 pub(crate) struct SealedUpload {
     pub(crate) record: ItemRecord,
-    chunk: Vec<u8>,
+    pub(crate) chunk: Vec<u8>,
     pub(crate) packages: Vec<(String, Vec<u8>)>,
 }
 
@@ -172,17 +172,25 @@ pub(crate) fn check_sealed(
     })
 }
 
-/// Writes the chunk of an item checked by [`check_sealed`], unless it would reach into the
-/// free-disk reserve. The caller stores the item's record, key packages and quota bytes with
-/// its message ([`crate::storage::Store::put_message_audited`]), and calls
-/// [`drop_sealed_chunk`] if that fails. Durable at the next flush.
-pub(crate) fn put_sealed_chunk(s: &AppState, sealed: &SealedUpload) -> Result<(), ApiError> {
+/// Refuses an item checked by [`check_sealed`] if it would reach into the free-disk reserve,
+/// and otherwise writes its chunk, unless `in_transaction`: then the chunk is stored with the
+/// item's record, key packages, quota bytes and message in one transaction
+/// ([`crate::storage::Store::put_message_audited`]), so a crash cannot leave it behind alone.
+/// A chunk written here is durable at the next flush; the caller calls [`drop_sealed_chunk`]
+/// if the transaction fails.
+pub(crate) fn put_sealed_chunk(
+    s: &AppState,
+    sealed: &SealedUpload,
+    in_transaction: bool,
+) -> Result<(), ApiError> {
     if let Some(refusal) = reserve_refusal(s, sealed.record.received_bytes)? {
         return Err(refusal);
     }
-    s.store
-        .blobs()
-        .put_chunks(&sealed.record.id, 0, &sealed.chunk)?;
+    if !in_transaction {
+        s.store
+            .blobs()
+            .put_chunks(&sealed.record.id, 0, &sealed.chunk)?;
+    }
     Ok(())
 }
 

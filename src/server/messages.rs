@@ -172,8 +172,13 @@ pub(crate) async fn send(
             let current = s.store.matter(m)?.ok_or(ApiError::NotFound)?;
             open_for_additions(&current)?;
         }
+        // A short chunk goes in the transaction below; another is written first (and deleted
+        // again if the send is refused).
+        let in_transaction = sealed
+            .as_ref()
+            .is_some_and(|x| s.store.whole_in_transaction(x.chunk.len()));
         if let Some(sealed) = &sealed {
-            items::put_sealed_chunk(&s, sealed)?;
+            items::put_sealed_chunk(&s, sealed, in_transaction)?;
         }
         // The message, its notices, its audit entries and its item when sent whole, in one
         // transaction.
@@ -197,6 +202,7 @@ pub(crate) async fn send(
             record: &x.record,
             packages: &x.packages,
             limit: s.settings.storage.quota_for(caller.account.role),
+            chunk: in_transaction.then_some(x.chunk.as_slice()),
         });
         let refusal =
             match s
@@ -212,7 +218,7 @@ pub(crate) async fn send(
                 Err(e) => Some(ApiError::from(e)),
             };
         if let Some(refusal) = refusal {
-            if let Some(sealed) = &sealed {
+            if let Some(sealed) = sealed.as_ref().filter(|_| !in_transaction) {
                 items::drop_sealed_chunk(&s, sealed);
             }
             return Err(refusal);

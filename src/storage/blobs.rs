@@ -155,6 +155,11 @@ impl SledBlobs {
         Self { tree }
     }
 
+    /// The sled tree `chunks`.
+    pub(super) fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+
     fn prefix(item: &[u8; 16]) -> [u8; 17] {
         let mut p = [0u8; 17];
         p[0] = FORMAT_VERSION;
@@ -163,7 +168,7 @@ impl SledBlobs {
     }
 }
 
-fn chunk_key(item: &[u8; 16], index: u32) -> [u8; 21] {
+pub(super) fn chunk_key(item: &[u8; 16], index: u32) -> [u8; 21] {
     let mut k = [0u8; 21];
     k[0] = FORMAT_VERSION;
     k[1..17].copy_from_slice(item);
@@ -232,6 +237,11 @@ pub struct FileBlobs {
 }
 
 impl FileBlobs {
+    /// Where items of one short chunk are kept.
+    pub(super) fn small(&self) -> &SledBlobs {
+        &self.small
+    }
+
     pub(super) fn open(dir: PathBuf, small: SledBlobs) -> Result<Self, StorageError> {
         if !dir.is_dir() {
             fs::create_dir_all(&dir)?;

@@ -571,7 +571,9 @@ impl Store {
 mod tests {
     use super::super::tests::{committed_item, legacy_form};
     use super::*;
+    use crate::storage::StorageError;
     use crate::wire::api::SignatureIntent;
+    use crate::wire::to_hex;
 
     const MATTER: [u8; 16] = [0xaa; 16];
     const ANN: &str = "ann@firm.example";
@@ -621,6 +623,42 @@ mod tests {
             store.update_matter(&old, &closed).expect("update"),
             AddOutcome::Conflict
         );
+    }
+
+    #[tokio::test]
+    async fn an_item_filed_in_a_matter_is_never_named_by_a_message_outside_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path(), 1 << 20).expect("open");
+        let other_matter = [0xbb; 16];
+        store.put_new_matter(&matter(MATTER)).expect("matter");
+        store.put_new_matter(&matter(other_matter)).expect("other");
+        let (msg_item, doc, reply_item) = ([1; 16], [2; 16], [3; 16]);
+        for id in [msg_item, doc, reply_item] {
+            committed_item(&store, id, 1, &[ANN, CAROL]);
+        }
+        store
+            .put_message(&message(1, msg_item, &[doc], Some(MATTER)))
+            .expect("filed");
+        // A send that read the document before it was filed (as two concurrent sends both
+        // do) builds its batch after: it is refused, and nothing of it is stored.
+        for (id, matter) in [(2, Some(other_matter)), (3, None)] {
+            let err = store
+                .put_message(&message(id, reply_item, &[doc], matter))
+                .expect_err("refused");
+            assert_eq!(
+                err.to_string(),
+                format!("item {} belongs to another matter", to_hex(&doc))
+            );
+            assert!(matches!(err, StorageError::OtherMatter { item } if item == doc));
+            assert_eq!(store.message(&[id; 16]).expect("read"), None);
+        }
+        let filed = |id| store.item(&id).expect("item").expect("stored").matter;
+        assert_eq!((filed(doc), filed(reply_item)), (Some(MATTER), None));
+        // In the same matter it goes on.
+        store
+            .put_message(&message(4, reply_item, &[doc], Some(MATTER)))
+            .expect("same matter");
+        assert_eq!(filed(reply_item), Some(MATTER));
     }
 
     fn message(

@@ -73,6 +73,13 @@ pub enum StorageError {
     /// The data folder cannot be opened with these settings.
     #[error("{0}")]
     Settings(String),
+    /// A message names an item filed in another matter (or in a matter, for a message outside
+    /// any).
+    #[error("item {} belongs to another matter", crate::wire::to_hex(item))]
+    OtherMatter {
+        /// The item's id.
+        item: [u8; 16],
+    },
 }
 
 /// Outcome of [`Store::join`].
@@ -198,6 +205,10 @@ pub struct SealedItem<'a> {
     pub packages: &'a [(String, Vec<u8>)],
     /// The uploader's quota in bytes, if any.
     pub limit: Option<u64>,
+    /// The item's one chunk, stored in the same transaction when the blob store keeps such a
+    /// chunk in sled ([`Store::whole_in_transaction`]); `None` when the caller wrote it to the
+    /// blob store before.
+    pub chunk: Option<&'a [u8]>,
 }
 
 /// How much ciphertext an account holds against its quota.
@@ -328,6 +339,25 @@ impl Store {
         match &self.blobs {
             Blobs::Sled(b) => b,
             Blobs::Files(b) => b,
+        }
+    }
+
+    /// Whether an item sent whole, of one chunk of `len` bytes, is kept in sled's `chunks`
+    /// tree, so that [`Store::put_message_audited`] stores it in the send's transaction
+    /// ([`SealedItem::chunk`]): always with the sled blob store, and for a short chunk with the
+    /// file blob store.
+    pub fn whole_in_transaction(&self, len: usize) -> bool {
+        match &self.blobs {
+            Blobs::Sled(_) => true,
+            Blobs::Files(_) => len < SEALED_CHUNK,
+        }
+    }
+
+    /// sled's `chunks` tree, where [`Store::whole_in_transaction`] chunks go.
+    fn sled_chunks(&self) -> &sled::Tree {
+        match &self.blobs {
+            Blobs::Sled(b) => b.tree(),
+            Blobs::Files(b) => b.small().tree(),
         }
     }
 
@@ -644,21 +674,37 @@ impl Store {
                 legal::matter_key(&matter, legal::MATTER_MESSAGE, &suffix),
                 Vec::new(),
             );
-            for id in std::iter::once(&m.item).chain(m.documents.iter().map(|(d, _)| d)) {
-                if sealed != Some(*id) {
-                    // Tag the item with the matter, if this still holds what was read.
-                    let key = key_bytes(id);
-                    let current = self
-                        .items
-                        .get(&key)?
-                        .ok_or(StorageError::Corrupt { tree: "items" })?;
-                    let mut item: ItemRecord = decode(&current, "items")?;
-                    if item.matter != Some(matter) {
-                        item.matter = Some(matter);
+        }
+        for id in std::iter::once(&m.item).chain(m.documents.iter().map(|(d, _)| d)) {
+            if sealed != Some(*id) {
+                // An item stays in the matter it was first filed in: the batch holds only if the
+                // item's record is still the one read here, so a concurrent send that files it
+                // elsewhere first makes this one conflict, and its retry refuses.
+                let key = key_bytes(id);
+                let Some(current) = self.items.get(&key)? else {
+                    // No record to file: nothing to check outside a matter (the caller read
+                    // the item before), and a matter cannot take it.
+                    if m.matter.is_some() {
+                        return Err(StorageError::Corrupt { tree: "items" });
+                    }
+                    b.expect(&self.items, key, None);
+                    continue;
+                };
+                let mut item: ItemRecord = decode(&current, "items")?;
+                match (item.matter, m.matter) {
+                    (Some(theirs), ours) if Some(theirs) != ours => {
+                        return Err(StorageError::OtherMatter { item: *id });
+                    }
+                    (None, Some(ours)) => {
+                        item.matter = Some(ours);
                         b.expect(&self.items, key.clone(), Some(current.to_vec()));
                         b.put(&self.items, key, encode(&item));
                     }
+                    (None, None) => b.expect(&self.items, key, Some(current.to_vec())),
+                    (Some(_), _) => {} // already in this matter, which it never leaves
                 }
+            }
+            if let Some(matter) = m.matter {
                 b.put(
                     &self.matter_index,
                     legal::matter_key(&matter, legal::MATTER_ITEM, id),
@@ -1046,6 +1092,66 @@ mod tests {
             .map(|r| ((*r).to_owned(), vec![1; 300]))
             .collect();
         store.commit_item(&item, &packages).expect("commit item");
+    }
+
+    #[tokio::test]
+    async fn an_item_sent_whole_is_stored_with_its_message_or_not_at_all() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path(), 1 << 20).expect("open");
+        assert_eq!(store.blob_store(), BlobStoreKind::Files);
+        assert!(store.whole_in_transaction(SEALED_CHUNK - 1));
+        assert!(!store.whole_in_transaction(SEALED_CHUNK));
+        let chunk = vec![7u8; 1200];
+        let record = |id: u8| ItemRecord {
+            id: [id; 16],
+            uploader: "a@x".into(),
+            preamble: vec![0; 88],
+            received: 1,
+            received_bytes: chunk.len() as u64,
+            committed: true,
+            manifest: Some(vec![9; 200]),
+            created_at: 1000,
+            updated_at: 1000,
+            matter: None,
+        };
+        let packages = vec![("b@x".to_owned(), vec![1; 300])];
+        let send = |id: u8, limit| {
+            let item = record(id);
+            let sealed = SealedItem {
+                record: &item,
+                packages: &packages,
+                limit,
+                chunk: Some(&chunk),
+            };
+            store.put_message_audited(
+                &message(id, 1000, "a@x", "b@x"),
+                &[],
+                (1000, "a@x", "127.0.0.1"),
+                &[],
+                Some(&sealed),
+            )
+        };
+        // Over the quota: neither the message, the record nor the chunk is stored.
+        assert_eq!(
+            send(1, Some(1000)).expect("send"),
+            Err(OverQuota {
+                used: 0,
+                limit: 1000
+            })
+        );
+        assert_eq!(store.message(&[1; 16]).expect("read"), None);
+        assert_eq!(store.item(&[1; 16]).expect("read"), None);
+        assert_eq!(store.blobs().chunk(&[1; 16], 0).expect("read"), None);
+        // Within it: all of them, the chunk read back through the blob store.
+        assert_eq!(send(2, Some(2000)).expect("send"), Ok(()));
+        assert!(store.message(&[2; 16]).expect("read").is_some());
+        assert_eq!(store.item(&[2; 16]).expect("read"), Some(record(2)));
+        assert_eq!(
+            store.blobs().chunk(&[2; 16], 0).expect("read"),
+            Some(chunk.clone())
+        );
+        assert_eq!(store.blobs().count(&[2; 16]).expect("count"), 1);
+        assert_eq!(store.usage("a@x").expect("usage"), chunk.len() as u64);
     }
 
     #[tokio::test]

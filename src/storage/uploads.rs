@@ -132,6 +132,13 @@ impl Store {
             );
         }
         b.put(&self.items, key_bytes(&item.record.id), encode(item.record));
+        if let Some(chunk) = item.chunk {
+            b.put(
+                self.sled_chunks(),
+                super::blobs::chunk_key(&item.record.id, 0).to_vec(),
+                chunk.to_vec(),
+            );
+        }
         Ok(Ok(after))
     }
 
