@@ -54,7 +54,7 @@ pub struct Limits {
     pub max_connections: usize,
     /// Connections served at once from one client address.
     pub max_connections_per_ip: usize,
-    /// Requests being handled at once; more wait up to [`QUEUE_WAIT`], then get `503 busy`.
+    /// Requests being handled at once; more wait up to 5 s, then get `503 busy`.
     pub max_requests_in_flight: usize,
     /// Concurrent HTTP/2 streams per connection.
     pub max_streams_per_connection: u32,
