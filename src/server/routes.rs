@@ -203,7 +203,7 @@ pub const ROUTES: &[RouteInfo] = &[
         "session; uploader of every item; each recipient holds key packages for all",
         SEND_LIMIT,
         Rate::Write,
-        "send a message; a message item of one short chunk may come in the request (`sealed`)",
+        "send a message; a message item of one short chunk may come in the request (`sealed`); an item filed in another matter (or in any, for a message outside matters): 409 matter_mismatch",
     ),
     route(
         "GET",
