@@ -113,7 +113,7 @@ fn parse_manifest(
 }
 
 /// A message item sent whole with its message, checked as the upload and the commit would
-/// check it, and not yet stored (see [`put_sealed_chunk`] and [`crate::storage::Store::put_message_audited`]).
+/// check it, and not yet stored (see [`check_reserve`] and [`crate::storage::Store::put_message_audited`]).
 pub(crate) struct SealedUpload {
     pub(crate) record: ItemRecord,
     pub(crate) chunk: Vec<u8>,
@@ -172,32 +172,14 @@ pub(crate) fn check_sealed(
     })
 }
 
-/// Refuses an item checked by [`check_sealed`] if it would reach into the free-disk reserve,
-/// and otherwise writes its chunk, unless `in_transaction`: then the chunk is stored with the
-/// item's record, key packages, quota bytes and message in one transaction
-/// ([`crate::storage::Store::put_message_audited`]), so a crash cannot leave it behind alone.
-/// A chunk written here is durable at the next flush; the caller calls [`drop_sealed_chunk`]
-/// if the transaction fails.
-pub(crate) fn put_sealed_chunk(
-    s: &AppState,
-    sealed: &SealedUpload,
-    in_transaction: bool,
-) -> Result<(), ApiError> {
-    if let Some(refusal) = reserve_refusal(s, sealed.record.received_bytes)? {
-        return Err(refusal);
-    }
-    if !in_transaction {
-        s.store
-            .blobs()
-            .put_chunks(&sealed.record.id, 0, &sealed.chunk)?;
-    }
-    Ok(())
-}
-
-/// Deletes the chunk [`put_sealed_chunk`] wrote, for a send that was refused after all.
-pub(crate) fn drop_sealed_chunk(s: &AppState, sealed: &SealedUpload) {
-    if let Err(e) = s.store.blobs().delete_item(&sealed.record.id) {
-        tracing::error!(error = ?e, "could not delete a refused item's chunk");
+/// Refuses an item checked by [`check_sealed`] if it would reach into the free-disk reserve.
+/// Its one short chunk is stored with its record, key packages, quota bytes and message in
+/// one transaction ([`crate::storage::Store::put_message_audited`]), so nothing of it is
+/// written before.
+pub(crate) fn check_reserve(s: &AppState, sealed: &SealedUpload) -> Result<(), ApiError> {
+    match reserve_refusal(s, sealed.record.received_bytes)? {
+        Some(refusal) => Err(refusal),
+        None => Ok(()),
     }
 }
 

@@ -172,13 +172,8 @@ pub(crate) async fn send(
             let current = s.store.matter(m)?.ok_or(ApiError::NotFound)?;
             open_for_additions(&current)?;
         }
-        // A short chunk goes in the transaction below; another is written first (and deleted
-        // again if the send is refused).
-        let in_transaction = sealed
-            .as_ref()
-            .is_some_and(|x| s.store.whole_in_transaction(x.chunk.len()));
         if let Some(sealed) = &sealed {
-            items::put_sealed_chunk(&s, sealed, in_transaction)?;
+            items::check_reserve(&s, sealed)?;
         }
         // The message, its notices, its audit entries and its item when sent whole, in one
         // transaction.
@@ -202,7 +197,7 @@ pub(crate) async fn send(
             record: &x.record,
             packages: &x.packages,
             limit: s.settings.storage.quota_for(caller.account.role),
-            chunk: in_transaction.then_some(x.chunk.as_slice()),
+            chunk: &x.chunk,
         });
         let refusal =
             match s
@@ -218,9 +213,6 @@ pub(crate) async fn send(
                 Err(e) => Some(ApiError::from(e)),
             };
         if let Some(refusal) = refusal {
-            if let Some(sealed) = sealed.as_ref().filter(|_| !in_transaction) {
-                items::drop_sealed_chunk(&s, sealed);
-            }
             return Err(refusal);
         }
         if let Some(sealed) = &sealed {

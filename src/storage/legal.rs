@@ -311,41 +311,71 @@ impl Store {
     // ---- grants ----
 
     /// Stores a new grant with the grantee's key packages, if no grant has this id and the
-    /// grantee holds no key package for any of the items (else nothing is written).
+    /// grantee holds no key package for any of the items (else nothing is written). Every item
+    /// must still be in the grant's matter (or in none, for a grant outside matters) when the
+    /// grant is stored: `StorageError::OtherMatter` if one is not; a concurrent send that files
+    /// one in a matter makes the batch conflict, and it is built again from what is stored.
     pub fn put_grant(
         &self,
         g: &GrantRecord,
         packages: &[([u8; 16], Vec<u8>)],
     ) -> Result<AddOutcome, StorageError> {
-        let mut b = Batch::default();
-        b.expect(&self.grants, key_bytes(&g.id), None);
-        b.put(&self.grants, key_bytes(&g.id), encode(g));
-        for (item, package) in packages {
-            let pk = package_key(item, &g.grantee);
-            b.expect(&self.key_packages, pk.clone(), None);
-            b.put(&self.key_packages, pk.clone(), versioned_raw(package));
-            b.put(&self.grant_index, pk, versioned_raw(&g.id));
-        }
-        for who in [&g.grantor, &g.grantee] {
+        const TRIES: usize = 8;
+        for _ in 0..TRIES {
+            let mut b = Batch::default();
+            for id in &g.items {
+                let key = key_bytes(id);
+                let current = self
+                    .items
+                    .get(&key)?
+                    .ok_or(StorageError::Corrupt { tree: "items" })?;
+                let item: ItemRecord = decode(&current, "items")?;
+                if item.matter != g.matter {
+                    return Err(StorageError::OtherMatter { item: *id });
+                }
+                b.expect(&self.items, key, Some(current.to_vec()));
+            }
+            b.expect(&self.grants, key_bytes(&g.id), None);
+            b.put(&self.grants, key_bytes(&g.id), encode(g));
+            for (item, package) in packages {
+                let pk = package_key(item, &g.grantee);
+                b.expect(&self.key_packages, pk.clone(), None);
+                b.put(&self.key_packages, pk.clone(), versioned_raw(package));
+                b.put(&self.grant_index, pk, versioned_raw(&g.id));
+            }
+            for who in [&g.grantor, &g.grantee] {
+                b.put(
+                    &self.person_index,
+                    person_key(who, PERSON_GRANT, g.created_at, &g.id),
+                    Vec::new(),
+                );
+            }
             b.put(
-                &self.person_index,
-                person_key(who, PERSON_GRANT, g.created_at, &g.id),
+                &self.schedule,
+                schedule_key(SCHEDULE_GRANT_END, g.until, &g.id),
                 Vec::new(),
             );
+            if let Some(m) = &g.matter {
+                b.put(
+                    &self.matter_index,
+                    matter_key(m, MATTER_GRANT, &g.id),
+                    Vec::new(),
+                );
+            }
+            if self.apply(b)? {
+                return Ok(AddOutcome::Done);
+            }
+            // Not applied: the grant or a package exists already, or an item's record changed.
+            if self.grants.contains_key(key_bytes(&g.id))? {
+                return Ok(AddOutcome::Conflict);
+            }
+            for (item, _) in packages {
+                if self.has_key_package(item, &g.grantee)? {
+                    return Ok(AddOutcome::Conflict);
+                }
+            }
         }
-        b.put(
-            &self.schedule,
-            schedule_key(SCHEDULE_GRANT_END, g.until, &g.id),
-            Vec::new(),
-        );
-        if let Some(m) = &g.matter {
-            b.put(
-                &self.matter_index,
-                matter_key(m, MATTER_GRANT, &g.id),
-                Vec::new(),
-            );
-        }
-        Ok(self.apply(b)?.into())
+        Err(StorageError::Conflict)
     }
 
     /// The grant with this id.
@@ -838,10 +868,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_grant_names_only_items_of_its_own_matter_when_it_is_stored() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path(), 1 << 20).expect("open");
+        let (filed, loose) = ([1; 16], [2; 16]);
+        committed_item(&store, filed, 1, &[ANN]);
+        committed_item(&store, loose, 1, &[ANN]);
+        store
+            .put_message(&message(1, filed, &[], Some(MATTER)))
+            .expect("filed");
+        // As if each item had been read before a concurrent send filed it (or not).
+        let outside = GrantRecord {
+            matter: None,
+            ..grant(8, vec![filed], 500)
+        };
+        let inside = grant(9, vec![loose], 500);
+        for (g, item) in [(&outside, filed), (&inside, loose)] {
+            let err = store
+                .put_grant(g, &[(item, vec![2; 300])])
+                .expect_err("refused");
+            assert_eq!(
+                err.to_string(),
+                format!("item {} belongs to another matter", to_hex(&item))
+            );
+            assert_eq!(store.grant(&g.id).expect("read"), None);
+            assert!(!store.has_key_package(&item, COLE).expect("package"));
+        }
+        let matching = grant(10, vec![filed], 500);
+        assert_eq!(
+            store
+                .put_grant(&matching, &[(filed, vec![2; 300])])
+                .expect("grant"),
+            AddOutcome::Done
+        );
+    }
+
+    #[tokio::test]
     async fn cutting_off_a_grant_deletes_the_packages_and_keeps_the_index() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path(), 1 << 20).expect("open");
         committed_item(&store, [1; 16], 1, &[ANN]);
+        // The grant is in MATTER, so its item is filed there first.
+        store
+            .put_message(&message(1, [1; 16], &[], Some(MATTER)))
+            .expect("filed");
         let old = grant(8, vec![[1; 16]], 500);
         store
             .put_grant(&old, &[([1; 16], vec![2; 300])])

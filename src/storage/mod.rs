@@ -205,10 +205,9 @@ pub struct SealedItem<'a> {
     pub packages: &'a [(String, Vec<u8>)],
     /// The uploader's quota in bytes, if any.
     pub limit: Option<u64>,
-    /// The item's one chunk, stored in the same transaction when the blob store keeps such a
-    /// chunk in sled ([`Store::whole_in_transaction`]); `None` when the caller wrote it to the
-    /// blob store before.
-    pub chunk: Option<&'a [u8]>,
+    /// The item's one chunk, shorter than [`SEALED_CHUNK`]: stored in sled's `chunks` tree in
+    /// the same transaction, where either blob store keeps an item of one short chunk.
+    pub chunk: &'a [u8],
 }
 
 /// How much ciphertext an account holds against its quota.
@@ -342,18 +341,7 @@ impl Store {
         }
     }
 
-    /// Whether an item sent whole, of one chunk of `len` bytes, is kept in sled's `chunks`
-    /// tree, so that [`Store::put_message_audited`] stores it in the send's transaction
-    /// ([`SealedItem::chunk`]): always with the sled blob store, and for a short chunk with the
-    /// file blob store.
-    pub fn whole_in_transaction(&self, len: usize) -> bool {
-        match &self.blobs {
-            Blobs::Sled(_) => true,
-            Blobs::Files(_) => len < SEALED_CHUNK,
-        }
-    }
-
-    /// sled's `chunks` tree, where [`Store::whole_in_transaction`] chunks go.
+    /// sled's `chunks` tree, where both blob stores keep items of one short chunk.
     fn sled_chunks(&self) -> &sled::Tree {
         match &self.blobs {
             Blobs::Sled(b) => b.tree(),
@@ -1099,8 +1087,6 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path(), 1 << 20).expect("open");
         assert_eq!(store.blob_store(), BlobStoreKind::Files);
-        assert!(store.whole_in_transaction(SEALED_CHUNK - 1));
-        assert!(!store.whole_in_transaction(SEALED_CHUNK));
         let chunk = vec![7u8; 1200];
         let record = |id: u8| ItemRecord {
             id: [id; 16],
@@ -1115,13 +1101,13 @@ mod tests {
             matter: None,
         };
         let packages = vec![("b@x".to_owned(), vec![1; 300])];
-        let send = |id: u8, limit| {
+        let send_chunk = |id: u8, limit, chunk: &[u8]| {
             let item = record(id);
             let sealed = SealedItem {
                 record: &item,
                 packages: &packages,
                 limit,
-                chunk: Some(&chunk),
+                chunk,
             };
             store.put_message_audited(
                 &message(id, 1000, "a@x", "b@x"),
@@ -1131,6 +1117,14 @@ mod tests {
                 Some(&sealed),
             )
         };
+        let send = |id: u8, limit| send_chunk(id, limit, &chunk);
+        // A full chunk is never an item alone.
+        let full = vec![7u8; SEALED_CHUNK];
+        assert!(matches!(
+            send_chunk(3, None, &full),
+            Err(StorageError::TooLong { tree: "chunks" })
+        ));
+        assert_eq!(store.message(&[3; 16]).expect("read"), None);
         // Over the quota: neither the message, the record nor the chunk is stored.
         assert_eq!(
             send(1, Some(1000)).expect("send"),

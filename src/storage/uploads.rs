@@ -113,6 +113,10 @@ impl Store {
         b: &mut Batch<'s>,
         item: &SealedItem<'_>,
     ) -> Result<Result<u64, OverQuota>, StorageError> {
+        // Only a short chunk is complete alone, and only it is kept in sled by either store.
+        if item.chunk.is_empty() || item.chunk.len() >= super::SEALED_CHUNK {
+            return Err(StorageError::TooLong { tree: "chunks" });
+        }
         let key = key_str(&item.record.uploader);
         let current = self.usage.get(&key)?;
         let used = read_usage(current.as_deref())?;
@@ -132,13 +136,11 @@ impl Store {
             );
         }
         b.put(&self.items, key_bytes(&item.record.id), encode(item.record));
-        if let Some(chunk) = item.chunk {
-            b.put(
-                self.sled_chunks(),
-                super::blobs::chunk_key(&item.record.id, 0).to_vec(),
-                chunk.to_vec(),
-            );
-        }
+        b.put(
+            self.sled_chunks(),
+            super::blobs::chunk_key(&item.record.id, 0).to_vec(),
+            item.chunk.to_vec(),
+        );
         Ok(Ok(after))
     }
 
