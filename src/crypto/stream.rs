@@ -22,8 +22,9 @@ use super::{Identity, PublicKeys, RandomSource, SystemRandom};
 
 /// Chunks per batch: enough to keep every core busy, small enough to bound memory (1 MiB).
 pub const BATCH_CHUNKS: usize = 16;
-/// A lone batch of fewer chunks is sealed or opened on the calling thread alone.
-const MIN_SHARED_BATCH: usize = 4;
+/// An item of at most this many batches is sealed or opened on the calling thread alone:
+/// starting the crew for it costs more than the crew saves (criterion, `seal-1MiB`).
+const MAX_UNSHARED_BATCHES: u64 = 2;
 const STRIDE: usize = SEALED_CHUNK_LEN;
 
 /// How many threads sealing and opening may use.
@@ -146,8 +147,20 @@ pub(crate) fn seal_item_with<R: Read, S: ChunkSink>(
     let mut carry: Option<u8> = None;
     let mut current = Batch::default();
     fill_batch(&mut source, &mut carry, &mut current)?;
+    // With every core, the second batch is read before the crew is chosen, to learn whether
+    // the item is longer than MAX_UNSHARED_BATCHES (two).
+    let mut ahead = None;
+    if parallelism == Parallelism::All && !current.last {
+        let mut second = Batch {
+            first: current.end(),
+            ..Batch::default()
+        };
+        fill_batch(&mut source, &mut carry, &mut second)?;
+        ahead = Some(second);
+    }
+    let long = ahead.as_ref().is_some_and(|second| !second.last);
     let seal = |task: Task| task.seal(&keys);
-    let helpers = helpers(parallelism, &current);
+    let helpers = helpers(parallelism, long);
     let (next_index, digests) = with_crew(helpers, &seal, |crew| {
         let mut current = current;
         let mut digests: Vec<[u8; 32]> = Vec::new();
@@ -159,9 +172,15 @@ pub(crate) fn seal_item_with<R: Read, S: ChunkSink>(
             let next = if current.last {
                 None
             } else {
-                let mut next = std::mem::take(&mut spare);
-                next.first = current.end();
-                fill_batch(&mut source, &mut carry, &mut next)?;
+                let mut next = match ahead.take() {
+                    Some(next) => next,
+                    None => {
+                        let mut next = std::mem::take(&mut spare);
+                        next.first = current.end();
+                        fill_batch(&mut source, &mut carry, &mut next)?;
+                        next
+                    }
+                };
                 crew.submit(next.tasks());
                 Some(next)
             };
@@ -192,13 +211,12 @@ pub(crate) fn seal_item_with<R: Read, S: ChunkSink>(
     })
 }
 
-/// How many helpers to start for an item whose first batch is `first`: none for one thread,
-/// or for a short item whose only batch the caller seals faster than a thread starts.
-fn helpers(parallelism: Parallelism, first: &Batch) -> usize {
+/// How many helpers to start: none for one thread, or for an item that is not `long` (at
+/// most [`MAX_UNSHARED_BATCHES`] batches), which the calling thread seals or opens alone
+/// sooner than with a crew started for it.
+fn helpers(parallelism: Parallelism, long: bool) -> usize {
     match parallelism {
-        Parallelism::All if !first.last || first.lens.len() >= MIN_SHARED_BATCH => {
-            crew::helpers_for_every_core()
-        }
+        Parallelism::All if long => crew::helpers_for_every_core(),
         _ => 0,
     }
 }
@@ -430,7 +448,8 @@ impl ItemOpener {
         self.read_batch(&mut chunks, &mut current)?;
         current.last = current.end() == count;
         let open = |task: Task| self.open_task(task);
-        let written = with_crew(helpers(parallelism, &current), &open, |crew| {
+        let long = u64::from(count) > MAX_UNSHARED_BATCHES * BATCH_CHUNKS as u64;
+        let written = with_crew(helpers(parallelism, long), &open, |crew| {
             let mut current = current;
             let mut written: u64 = 0;
             let mut spare = Batch::default();

@@ -4,8 +4,9 @@
 use std::io::Read;
 
 use attache::crypto::{
-    CHUNK_SIZE, ChunkCheckError, ContentKey, Identity, ItemError, ItemOpener, Manifest, Metadata,
-    PREAMBLE_LEN, Parallelism, Preamble, SealedChunks, danger, open_item, padme, seal_item,
+    BATCH_CHUNKS, CHUNK_SIZE, ChunkCheckError, ContentKey, Identity, ItemError, ItemOpener,
+    Manifest, Metadata, PREAMBLE_LEN, Parallelism, Preamble, SealedChunks, danger, open_item,
+    padme, seal_item,
 };
 use attache::wire::DecodeError;
 use proptest::prelude::*;
@@ -159,6 +160,47 @@ fn one_thread_and_all_threads_agree_on_the_manifest_shape() {
     // Fresh keys each time: the ciphertexts must differ.
     assert_ne!(a.chunks[0], b.chunks[0]);
     assert_ne!(sa.preamble.item_id(), sb.preamble.item_id());
+}
+
+#[test]
+fn items_of_one_two_and_three_batches_round_trip_on_one_thread_and_on_every_core() {
+    // Around the batch boundaries: an item of up to two batches is sealed and opened on the
+    // calling thread even with every core; a longer one starts the crew after reading two.
+    let sender = identity(1);
+    let batch = BATCH_CHUNKS * CHUNK_SIZE;
+    for len in [
+        batch - 1,
+        batch,
+        batch + 1,
+        2 * batch - 1,
+        2 * batch,
+        2 * batch + 1,
+        3 * batch + 5,
+    ] {
+        let data = content(len, (len % 251) as u8);
+        for seal_with in [Parallelism::One, Parallelism::All] {
+            let mut chunks = SealedChunks::default();
+            let sealed = seal_item(&sender, &letter(), &data[..], &mut chunks, seal_with).unwrap();
+            assert_eq!(sealed.true_size, len as u64);
+            for open_with in [Parallelism::One, Parallelism::All] {
+                let mut out = Vec::new();
+                open_item(
+                    &sealed.content_key,
+                    &sealed.preamble,
+                    &sealed.manifest,
+                    sender.public(),
+                    &chunks.concatenated()[..],
+                    &mut out,
+                    open_with,
+                )
+                .unwrap();
+                assert!(
+                    out == data,
+                    "{len} bytes sealed with {seal_with:?}, opened with {open_with:?}, differ"
+                );
+            }
+        }
+    }
 }
 
 proptest! {
