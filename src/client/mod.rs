@@ -1003,6 +1003,11 @@ impl Client {
         content: &[u8],
         readers: &[(String, PublicKeys)],
     ) -> Result<Option<SealedItem>, ClientError> {
+        // Content of a whole chunk or more never seals to one short chunk: not sealed here,
+        // only once by the upload.
+        if content.len() >= CHUNK_SIZE {
+            return Ok(None);
+        }
         let identity = self.identity()?;
         let mut out = WriteSink(Vec::new());
         let sealed = seal_item(identity, metadata, content, &mut out, Parallelism::One)
