@@ -113,7 +113,7 @@ fn parse_manifest(
 }
 
 /// A message item sent whole with its message, checked as the upload and the commit would
-/// check it, and not yet stored (see [`check_reserve`] and [`crate::storage::Store::put_message_audited`]).
+/// check it, and not yet stored (see [`crate::storage::Store::put_message_audited`]).
 pub(crate) struct SealedUpload {
     pub(crate) record: ItemRecord,
     pub(crate) chunk: Vec<u8>,
@@ -170,17 +170,6 @@ pub(crate) fn check_sealed(
         chunk,
         packages,
     })
-}
-
-/// Refuses an item checked by [`check_sealed`] if it would reach into the free-disk reserve.
-/// Its one short chunk is stored with its record, key packages, quota bytes and message in
-/// one transaction ([`crate::storage::Store::put_message_audited`]), so nothing of it is
-/// written before.
-pub(crate) fn check_reserve(s: &AppState, sealed: &SealedUpload) -> Result<(), ApiError> {
-    match reserve_refusal(s, sealed.record.received_bytes)? {
-        Some(refusal) => Err(refusal),
-        None => Ok(()),
-    }
 }
 
 /// Appends 1 to 128 chunks, which start at the number already received, or up to 256 chunks
@@ -486,7 +475,7 @@ pub(crate) fn over_quota(used: u64, limit: u64, asked: u64) -> ApiError {
 }
 
 /// The refusal of a write of `len` bytes that would leave less free disk than the reserve.
-fn reserve_refusal(s: &AppState, len: u64) -> Result<Option<ApiError>, ApiError> {
+pub(crate) fn reserve_refusal(s: &AppState, len: u64) -> Result<Option<ApiError>, ApiError> {
     let reserve = s.settings.storage.disk_reserve_bytes;
     let free = crate::storage::free_space(&s.settings.data)?;
     Ok((free.saturating_sub(len) < reserve).then(|| {

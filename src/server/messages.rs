@@ -173,7 +173,10 @@ pub(crate) async fn send(
             open_for_additions(&current)?;
         }
         if let Some(sealed) = &sealed {
-            items::check_reserve(&s, sealed)?;
+            // Its one short chunk is stored with the message below, so nothing of it before.
+            if let Some(refusal) = items::reserve_refusal(&s, sealed.record.received_bytes)? {
+                return Err(refusal);
+            }
         }
         // The message, its notices, its audit entries and its item when sent whole, in one
         // transaction.
@@ -199,21 +202,12 @@ pub(crate) async fn send(
             limit: s.settings.storage.quota_for(caller.account.role),
             chunk: &x.chunk,
         });
-        let refusal =
-            match s
-                .store
-                .put_message_audited(&record, &notices, by, &events, item.as_ref())
-            {
-                Ok(Ok(())) => None,
-                Ok(Err(over)) => Some(items::over_quota(
-                    over.used,
-                    over.limit,
-                    item.map_or(0, |i| i.record.received_bytes),
-                )),
-                Err(e) => Some(ApiError::from(e)),
-            };
-        if let Some(refusal) = refusal {
-            return Err(refusal);
+        let stored = s
+            .store
+            .put_message_audited(&record, &notices, by, &events, item.as_ref())?;
+        if let Err(over) = stored {
+            let asked = item.map_or(0, |i| i.record.received_bytes);
+            return Err(items::over_quota(over.used, over.limit, asked));
         }
         if let Some(sealed) = &sealed {
             s.metrics.chunks_received(1, sealed.record.received_bytes);

@@ -8,7 +8,7 @@
 
 use super::records::{GrantRecord, ItemRecord, MatterRecord, MessageRecord, SignatureRecord};
 use super::{
-    Batch, NoticeRecord, StorageError, Store, decode, encode, get, index_key, index_suffix,
+    Batch, Naming, NoticeRecord, StorageError, Store, decode, encode, get, index_key, index_suffix,
     key_bytes, outbox, package_key, time_be, versioned_raw,
 };
 
@@ -324,16 +324,7 @@ impl Store {
         for _ in 0..TRIES {
             let mut b = Batch::default();
             for id in &g.items {
-                let key = key_bytes(id);
-                let current = self
-                    .items
-                    .get(&key)?
-                    .ok_or(StorageError::Corrupt { tree: "items" })?;
-                let item: ItemRecord = decode(&current, "items")?;
-                if item.matter != g.matter {
-                    return Err(StorageError::OtherMatter { item: *id });
-                }
-                b.expect(&self.items, key, Some(current.to_vec()));
+                self.keep_in_matter(&mut b, id, g.matter, Naming::Grant)?;
             }
             b.expect(&self.grants, key_bytes(&g.id), None);
             b.put(&self.grants, key_bytes(&g.id), encode(g));

@@ -194,6 +194,13 @@ pub fn free_space(dir: &Path) -> Result<u64, StorageError> {
     Ok(fs2::available_space(dir)?)
 }
 
+/// What names an item, for [`Store::keep_in_matter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Naming {
+    Message,
+    Grant,
+}
+
 /// A message's own item sent whole with it (one short chunk), stored with the message by
 /// [`Store::put_message_audited`]: its record (committed), its key packages by reader email,
 /// and the uploader's quota.
@@ -592,8 +599,10 @@ impl Store {
 
     /// Stores a message with its inbox, sent and contact index entries in one transaction. A
     /// message in a matter also tags its items with the matter and enters the matter's index,
-    /// in the same transaction.
-    pub fn put_message(&self, m: &MessageRecord) -> Result<(), StorageError> {
+    /// in the same transaction. The server stores messages with [`Store::put_message_audited`];
+    /// this serves the storage tests.
+    #[cfg(test)]
+    pub(crate) fn put_message(&self, m: &MessageRecord) -> Result<(), StorageError> {
         if self.apply(self.message_batch(m, &[], None)?)? {
             Ok(())
         } else {
@@ -601,9 +610,11 @@ impl Store {
         }
     }
 
-    /// [`Store::put_message`] with the message's notices, the audit entries of `events` (by
-    /// `actor` from `addr` at `at`) and the message's own item when it was sent whole (`item`), all in one
-    /// transaction: nothing of the send is stored unless all of it is. Refuses, storing
+    /// Stores a message with its inbox, sent and contact index entries, its notices, the audit
+    /// entries of `events` (by `actor` from `addr` at `at`) and its own item when it was sent
+    /// whole (`item`), all in one transaction: nothing of the send is stored unless all of it
+    /// is. A message in a matter also files its items in the matter and enters the matter's
+    /// index; an item filed in another matter is refused (`StorageError::OtherMatter`). Refuses, storing
     /// nothing, if the item would take its uploader past the quota. Retries a few times when
     /// a concurrent write changed what it read (the uploader's usage, a document's record).
     pub fn put_message_audited(
@@ -636,7 +647,7 @@ impl Store {
         Err(StorageError::Conflict)
     }
 
-    /// The writes that store a message and its notices (see [`Store::put_message`]). `sealed`
+    /// The writes that store a message and its notices (see [`Store::put_message_audited`]). `sealed`
     /// names the message's item when it is stored in the same batch (its record is not read).
     fn message_batch(
         &self,
@@ -665,32 +676,7 @@ impl Store {
         }
         for id in std::iter::once(&m.item).chain(m.documents.iter().map(|(d, _)| d)) {
             if sealed != Some(*id) {
-                // An item stays in the matter it was first filed in: the batch holds only if the
-                // item's record is still the one read here, so a concurrent send that files it
-                // elsewhere first makes this one conflict, and its retry refuses.
-                let key = key_bytes(id);
-                let Some(current) = self.items.get(&key)? else {
-                    // No record to file: nothing to check outside a matter (the caller read
-                    // the item before), and a matter cannot take it.
-                    if m.matter.is_some() {
-                        return Err(StorageError::Corrupt { tree: "items" });
-                    }
-                    b.expect(&self.items, key, None);
-                    continue;
-                };
-                let mut item: ItemRecord = decode(&current, "items")?;
-                match (item.matter, m.matter) {
-                    (Some(theirs), ours) if Some(theirs) != ours => {
-                        return Err(StorageError::OtherMatter { item: *id });
-                    }
-                    (None, Some(ours)) => {
-                        item.matter = Some(ours);
-                        b.expect(&self.items, key.clone(), Some(current.to_vec()));
-                        b.put(&self.items, key, encode(&item));
-                    }
-                    (None, None) => b.expect(&self.items, key, Some(current.to_vec())),
-                    (Some(_), _) => {} // already in this matter, which it never leaves
-                }
+                self.keep_in_matter(&mut b, id, m.matter, Naming::Message)?;
             }
             if let Some(matter) = m.matter {
                 b.put(
@@ -701,6 +687,49 @@ impl Store {
             }
         }
         Ok(b)
+    }
+
+    /// Adds to `b` what keeps item `id` in the one matter it was first filed in, for a record
+    /// in `matter` that names it: refuses (`OtherMatter`) if the item is in another matter, or
+    /// in any for a record outside matters; a message files a loose item into its matter (a
+    /// grant refuses it). Where a concurrent send could still file the item, `b` applies only
+    /// if the item's record is the one read here, so the loser of the race conflicts and its
+    /// retry refuses. A missing record is corrupt, except for a message outside matters, which
+    /// has never needed it.
+    fn keep_in_matter<'s>(
+        &'s self,
+        b: &mut Batch<'s>,
+        id: &[u8; 16],
+        matter: Option<[u8; 16]>,
+        naming: Naming,
+    ) -> Result<(), StorageError> {
+        let key = key_bytes(id);
+        let Some(current) = self.items.get(&key)? else {
+            if matter.is_some() || naming == Naming::Grant {
+                return Err(StorageError::Corrupt { tree: "items" });
+            }
+            b.expect(&self.items, key, None);
+            return Ok(());
+        };
+        let mut item: ItemRecord = decode(&current, "items")?;
+        match (item.matter, matter) {
+            (Some(theirs), ours) if Some(theirs) != ours => {
+                Err(StorageError::OtherMatter { item: *id })
+            }
+            // Already in this matter, which it never leaves.
+            (Some(_), _) => Ok(()),
+            (None, None) => {
+                b.expect(&self.items, key, Some(current.to_vec()));
+                Ok(())
+            }
+            (None, Some(ours)) if naming == Naming::Message => {
+                item.matter = Some(ours);
+                b.expect(&self.items, key.clone(), Some(current.to_vec()));
+                b.put(&self.items, key, encode(&item));
+                Ok(())
+            }
+            (None, Some(_)) => Err(StorageError::OtherMatter { item: *id }),
+        }
     }
 
     /// The message with this id.

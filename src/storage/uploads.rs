@@ -51,14 +51,21 @@ fn add_usage(
     let key = key_str(email);
     let used =
         read_usage(usage.get(&key)?.as_deref()).map_err(ConflictableTransactionError::Abort)?;
-    let after = used.saturating_add_signed(delta);
-    if let Some(limit) = limit {
-        if delta > 0 && after > limit {
-            return Ok(Err(OverQuota { used, limit }));
-        }
-    }
+    let after = match grown(used, delta, limit) {
+        Ok(after) => after,
+        Err(over) => return Ok(Err(over)),
+    };
     usage.insert(key, versioned_raw(&after.to_be_bytes()))?;
     Ok(Ok(after))
+}
+
+/// Usage `used` changed by `delta`, unless an increase would pass `limit`.
+fn grown(used: u64, delta: i64, limit: Option<u64>) -> Result<u64, OverQuota> {
+    let after = used.saturating_add_signed(delta);
+    match limit {
+        Some(limit) if delta > 0 && after > limit => Err(OverQuota { used, limit }),
+        _ => Ok(after),
+    }
 }
 
 impl Store {
@@ -119,13 +126,12 @@ impl Store {
         }
         let key = key_str(&item.record.uploader);
         let current = self.usage.get(&key)?;
-        let used = read_usage(current.as_deref())?;
-        let after = used.saturating_add(item.record.received_bytes);
-        if let Some(limit) = item.limit {
-            if after > limit {
-                return Ok(Err(OverQuota { used, limit }));
-            }
-        }
+        let added = i64::try_from(item.record.received_bytes)
+            .map_err(|_| StorageError::TooLong { tree: "usage" })?;
+        let after = match grown(read_usage(current.as_deref())?, added, item.limit) {
+            Ok(after) => after,
+            Err(over) => return Ok(Err(over)),
+        };
         b.expect(&self.usage, key.clone(), current.map(|v| v.to_vec()));
         b.put(&self.usage, key, versioned_raw(&after.to_be_bytes()));
         for (email, p) in item.packages {
