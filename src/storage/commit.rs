@@ -8,7 +8,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -84,15 +84,28 @@ impl Committer {
     }
 }
 
+/// How long a flush waits for more writers to share it while the server is busy. A flush
+/// costs about the same for one write as for fifty (sealing sled's buffer, waking its IO
+/// thread, `pwrite`, `fdatasync`); under 64 concurrent senders, flushing at once shared each
+/// flush among 2 commits, and this wait raises that to about 25, for 15% more sends a second
+/// and half the p99 latency (`docs/PERFORMANCE.md`).
+const LINGER: Duration = Duration::from_millis(1);
+
 async fn run(mut rx: mpsc::UnboundedReceiver<Waiter>, mut syncer: Syncer, counters: Arc<Counters>) {
+    // Commits the last flush served: a lone writer (one at a time) never waits.
+    let mut last_group = 0usize;
     while let Some(first) = rx.recv().await {
         // Everyone who asked before this flush starts shares it: their writes are already in
         // sled's buffers.
         let db = first.db;
         let mut waiters = vec![first.done];
-        while let Ok(w) = rx.try_recv() {
-            waiters.push(w.done);
+        drain(&mut rx, &mut waiters);
+        if last_group > 1 || waiters.len() > 1 {
+            // Busy: other writes are under way, and this flush can carry them too.
+            tokio::time::sleep(LINGER).await;
+            drain(&mut rx, &mut waiters);
         }
+        last_group = waiters.len();
         let started = Instant::now();
         // The blocking `flush` (not `flush_async`, whose sled worker thread keeps a handle on
         // the database for a moment after answering) and our syncs, on one blocking thread;
@@ -133,6 +146,16 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Waiter>, mut syncer: Syncer, counte
         for w in waiters {
             let _ = w.send(result.clone());
         }
+    }
+}
+
+/// Adds every commit request queued so far to `waiters`.
+fn drain(
+    rx: &mut mpsc::UnboundedReceiver<Waiter>,
+    waiters: &mut Vec<oneshot::Sender<Result<(), String>>>,
+) {
+    while let Ok(w) = rx.try_recv() {
+        waiters.push(w.done);
     }
 }
 
