@@ -3,8 +3,9 @@
 //!
 //! Crash safety: a group's content (its count) is fixed and flushed before the first attempt,
 //! so a retry after a crash sends the same email with the same Message-ID; `Sent` is flushed
-//! right after the relay accepts. A crash between acceptance and that flush can send one email
-//! twice, with one Message-ID, which receiving systems fold into one. Logs name notices by id.
+//! after the relay accepts, with up to `SETTLE_EVERY` other final states. A crash between
+//! acceptance and that flush can send those emails twice, each with its one Message-ID, which
+//! receiving systems fold into one. Logs name notices by id.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,6 +24,11 @@ const BACKOFF_BASE_MS: i64 = 1_000;
 const BACKOFF_MAX_MS: i64 = 300_000;
 /// The worker looks at the outbox at least this often.
 const IDLE_MS: i64 = 30_000;
+/// Delivered notices whose final states are written and flushed together (and at the end of
+/// a pass): one flush instead of one per email, so that the worker keeps up with hundreds of
+/// sends a second. A crash before that flush sends those emails again, each with its one
+/// Message-ID.
+const SETTLE_EVERY: usize = 64;
 /// Final notices are kept this long (for administrators), then purged.
 const KEEP_FINAL_MS: i64 = 30 * 86_400_000;
 
@@ -55,6 +61,11 @@ pub(crate) async fn run(store: Store, mailer: Arc<Mailer>, outbox: Outbox, link:
                 Ok(n) => tracing::info!(notices = n, "purged old final notices"),
                 Err(e) => tracing::error!(error = %e, "outbox purge failed"),
             }
+            // The gauge is counted over the kept records here, and counted on between purges.
+            match store.undeliverable_notices() {
+                Ok(n) => outbox.inner.undeliverable.store(n, Ordering::Relaxed),
+                Err(e) => tracing::error!(error = %e, "counting undeliverable notices failed"),
+            }
         }
         let now = outbox.now_ms();
         let wait = next.map_or(IDLE_MS, |t| (t - now).clamp(0, IDLE_MS));
@@ -76,6 +87,17 @@ async fn put(store: &Store, notices: &[NoticeRecord]) -> Result<(), StorageError
     store.put_notices(notices)
 }
 
+/// Writes the records in `settled` and flushes them, then empties it.
+async fn settle(store: &Store, settled: &mut Vec<NoticeRecord>) -> Result<(), StorageError> {
+    if settled.is_empty() {
+        return Ok(());
+    }
+    put(store, settled).await?;
+    store.commit().await?;
+    settled.clear();
+    Ok(())
+}
+
 /// One look at the outbox; returns when the next pending notice falls due.
 async fn pass(
     store: &Store,
@@ -83,7 +105,7 @@ async fn pass(
     outbox: &Outbox,
     link: &str,
 ) -> Result<Option<i64>, StorageError> {
-    let mut all = store.notices()?;
+    let mut all = store.pending_notices()?;
     let now = outbox.now_ms();
 
     // Coalescing: once the oldest ungrouped message notice to an address is due, every
@@ -124,7 +146,12 @@ async fn pass(
         store.commit().await?;
     }
 
+    // Changed records are written and flushed together, every `SETTLE_EVERY` and at the end.
+    let mut settled: Vec<NoticeRecord> = Vec::new();
     for n in all.iter_mut() {
+        if settled.len() >= SETTLE_EVERY {
+            settle(store, &mut settled).await?;
+        }
         if n.state != NoticeState::Pending || !n.grouped || n.due_ms > now {
             continue;
         }
@@ -143,7 +170,7 @@ async fn pass(
                         topic: "reply_target_answered".into(),
                         about: *about,
                     };
-                    put(store, std::slice::from_ref(n)).await?;
+                    settled.push(n.clone());
                     continue;
                 }
                 if topic == TOPIC_SIGNATURE_DEADLINE
@@ -154,7 +181,7 @@ async fn pass(
                         topic: "signature_deadline_answered".into(),
                         about: *about,
                     };
-                    put(store, std::slice::from_ref(n)).await?;
+                    settled.push(n.clone());
                     continue;
                 }
                 compose::reminder_notice(outbox.firm(), link, topic)
@@ -168,8 +195,7 @@ async fn pass(
                     at_ms: outbox.now_ms(),
                 };
                 erase_secret(n);
-                put(store, std::slice::from_ref(n)).await?;
-                store.commit().await?;
+                settled.push(n.clone());
                 outbox.inner.sent.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(notice = %id, count = n.count, "notice sent");
             }
@@ -179,43 +205,36 @@ async fn pass(
                     code,
                 };
                 erase_secret(n);
-                put(store, std::slice::from_ref(n)).await?;
-                store.commit().await?;
+                settled.push(n.clone());
+                outbox.inner.undeliverable.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(notice = %id, code, error = %error, "notice undeliverable; not retrying");
             }
             Err(DeliveryError::Transient(error)) => {
                 n.attempts = n.attempts.saturating_add(1);
                 n.due_ms = outbox.now_ms() + backoff(n.attempts);
-                put(store, std::slice::from_ref(n)).await?;
+                settled.push(n.clone());
                 outbox.inner.failed_attempts.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(notice = %id, attempt = n.attempts, error = %error,
                     "notice delivery failed; will retry");
             }
         }
     }
+    settle(store, &mut settled).await?;
 
-    let (mut pending, mut reminders, mut undeliverable, mut next) = (0u64, 0u64, 0u64, None::<i64>);
+    let (mut pending, mut reminders, mut next) = (0u64, 0u64, None::<i64>);
     for n in &all {
-        match n.state {
-            NoticeState::Pending => {
-                // Reminders wait for their hour by design; they are not a backlog.
-                if matches!(n.kind, NoticeKind::Reminder { .. }) {
-                    reminders += 1;
-                } else {
-                    pending += 1;
-                }
-                next = Some(next.map_or(n.due_ms, |t| t.min(n.due_ms)));
+        if n.state == NoticeState::Pending {
+            // Reminders wait for their hour by design; they are not a backlog.
+            if matches!(n.kind, NoticeKind::Reminder { .. }) {
+                reminders += 1;
+            } else {
+                pending += 1;
             }
-            NoticeState::Undeliverable { .. } => undeliverable += 1,
-            _ => {}
+            next = Some(next.map_or(n.due_ms, |t| t.min(n.due_ms)));
         }
     }
     outbox.inner.pending.store(pending, Ordering::Relaxed);
     outbox.inner.reminders.store(reminders, Ordering::Relaxed);
-    outbox
-        .inner
-        .undeliverable
-        .store(undeliverable, Ordering::Relaxed);
     Ok(next)
 }
 

@@ -119,6 +119,8 @@ pub struct Store {
     person_index: sled::Tree,
     schedule: sled::Tree,
     outbox: sled::Tree,
+    /// Notices in a final state, kept 30 days for administrators (see `outbox.rs`).
+    outbox_final: sled::Tree,
     chunk_digests: sled::Tree,
     usage: sled::Tree,
     blobs: Blobs,
@@ -297,6 +299,7 @@ impl Store {
             sent: tree("sent")?,
             contacts: tree("contacts")?,
             outbox: tree("outbox")?,
+            outbox_final: tree("outbox_final")?,
             chunk_digests: tree("chunk_digests")?,
             usage: tree("usage")?,
             blobs,
@@ -321,6 +324,7 @@ impl Store {
             store.count_usage()?;
             meta.insert(META_USAGE, versioned_raw(&[]))?;
         }
+        store.move_final_notices()?;
         Ok(store)
     }
 

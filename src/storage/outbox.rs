@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{StorageError, Store, decode, encode, key_bytes};
+use super::{Batch, StorageError, Store, decode, encode, key_bytes};
 
 /// What a notice announces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,46 +97,80 @@ impl NoticeRecord {
 }
 
 impl Store {
-    /// Every notice, in creation order.
-    pub fn notices(&self) -> Result<Vec<NoticeRecord>, StorageError> {
-        self.outbox
-            .iter()
-            .map(|r| {
-                let (_, v) = r?;
-                decode(&v, "outbox")
-            })
-            .collect()
+    /// The notices still to send (`pending`), in creation order. Notices in a final state are
+    /// kept apart (tree `outbox_final`), so that a look at the outbox costs what is pending,
+    /// not the 30 days of history kept for administrators.
+    pub fn pending_notices(&self) -> Result<Vec<NoticeRecord>, StorageError> {
+        read_all(&self.outbox, "outbox")
     }
 
-    /// Writes notices (new or changed) atomically; durable after [`Store::commit`].
+    /// The notices kept in a final state, in creation order.
+    pub fn final_notices(&self) -> Result<Vec<NoticeRecord>, StorageError> {
+        read_all(&self.outbox_final, "outbox_final")
+    }
+
+    /// How many kept final notices were undeliverable.
+    pub fn undeliverable_notices(&self) -> Result<u64, StorageError> {
+        let mut n = 0;
+        for r in self.final_notices()? {
+            n += u64::from(matches!(r.state, NoticeState::Undeliverable { .. }));
+        }
+        Ok(n)
+    }
+
+    /// Writes notices (new or changed) atomically; durable after [`Store::commit`]. A notice
+    /// in a final state leaves the outbox for `outbox_final` in the same transaction.
     pub fn put_notices(&self, notices: &[NoticeRecord]) -> Result<(), StorageError> {
-        // One record needs no batch: sled's batches (like its transactions) each close its
-        // log buffer and hand a write to its IO threads, a cost a single insert does not have.
-        if let [n] = notices {
-            self.outbox.insert(key_bytes(&n.id), encode(n))?;
+        // One pending record needs no transaction: sled's batches (like its transactions) each
+        // close its log buffer and hand a write to its IO threads, a cost a single insert does
+        // not have.
+        if let [n] = notices
+            && !n.is_final()
+        {
+            self.outbox.insert(notice_key(n), encode(n))?;
             return Ok(());
         }
-        let mut batch = sled::Batch::default();
+        let mut b = Batch::default();
         for n in notices {
-            batch.insert(key_bytes(&n.id), encode(n));
+            if n.is_final() {
+                b.remove(&self.outbox, notice_key(n));
+                b.put(&self.outbox_final, notice_key(n), encode(n));
+            } else {
+                b.put(&self.outbox, notice_key(n), encode(n));
+            }
         }
-        self.outbox.apply_batch(batch)?;
+        self.apply(b)?;
         Ok(())
+    }
+
+    /// Moves final notices that an earlier version kept in the outbox to `outbox_final`.
+    /// Returns how many moved.
+    pub(super) fn move_final_notices(&self) -> Result<usize, StorageError> {
+        let moved: Vec<NoticeRecord> = self
+            .pending_notices()?
+            .into_iter()
+            .filter(NoticeRecord::is_final)
+            .collect();
+        for group in moved.chunks(256) {
+            self.put_notices(group)?;
+        }
+        Ok(moved.len())
     }
 
     /// Deletes notices that reached a final state before `cutoff_ms`.
     pub fn purge_notices(&self, cutoff_ms: i64) -> Result<usize, StorageError> {
         let mut n = 0;
-        for r in self.outbox.iter() {
+        for r in self.outbox_final.iter() {
             let (k, v) = r?;
-            let rec: NoticeRecord = decode(&v, "outbox")?;
+            let rec: NoticeRecord = decode(&v, "outbox_final")?;
             let at = match rec.state {
+                // Not final: never here (`put_notices`), so it is kept.
                 NoticeState::Pending => continue,
                 NoticeState::Merged { .. } => rec.due_ms,
                 NoticeState::Sent { at_ms } | NoticeState::Undeliverable { at_ms, .. } => at_ms,
             };
             if at < cutoff_ms {
-                self.outbox.remove(k)?;
+                self.outbox_final.remove(k)?;
                 n += 1;
             }
         }
@@ -144,6 +178,85 @@ impl Store {
     }
 }
 
+fn read_all(tree: &sled::Tree, name: &'static str) -> Result<Vec<NoticeRecord>, StorageError> {
+    tree.iter()
+        .map(|r| {
+            let (_, v) = r?;
+            decode(&v, name)
+        })
+        .collect()
+}
+
 pub(super) fn notice_key(n: &NoticeRecord) -> Vec<u8> {
     key_bytes(&n.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(n: u8, state: NoticeState) -> NoticeRecord {
+        NoticeRecord {
+            id: [n; 16],
+            to: format!("u{n}@firm.example"),
+            kind: NoticeKind::Message { message: [n; 16] },
+            created_ms: 1_000,
+            due_ms: 1_000 + i64::from(n),
+            state,
+            attempts: 0,
+            count: 1,
+            grouped: true,
+        }
+    }
+
+    fn ids(notices: &[NoticeRecord]) -> Vec<u8> {
+        notices.iter().map(|n| n.id[0]).collect()
+    }
+
+    #[tokio::test]
+    async fn final_notices_leave_the_outbox_and_those_of_an_older_version_move_at_open() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path(), 1 << 20).expect("open");
+        let pending: Vec<NoticeRecord> = (1..=3).map(|n| notice(n, NoticeState::Pending)).collect();
+        store.put_notices(&pending).expect("put");
+        assert_eq!(ids(&store.pending_notices().expect("pending")), [1, 2, 3]);
+        assert!(store.final_notices().expect("final").is_empty());
+
+        // Sent and undeliverable, in one write: both leave the outbox.
+        let sent = notice(1, NoticeState::Sent { at_ms: 5_000 });
+        let refused = notice(
+            2,
+            NoticeState::Undeliverable {
+                at_ms: 9_000,
+                code: Some(550),
+            },
+        );
+        store
+            .put_notices(&[sent.clone(), refused.clone()])
+            .expect("settle");
+        assert_eq!(
+            store.pending_notices().expect("pending"),
+            [pending[2].clone()]
+        );
+        assert_eq!(store.final_notices().expect("final"), [sent, refused]);
+        assert_eq!(store.undeliverable_notices().expect("count"), 1);
+
+        // A final record where an earlier version kept it, in the outbox, moves at open.
+        let merged = notice(4, NoticeState::Merged { into: [3; 16] });
+        store
+            .outbox
+            .insert(notice_key(&merged), encode(&merged))
+            .expect("old layout");
+        store.commit().await.expect("commit");
+        drop(store);
+        let store = Store::open(dir.path(), 1 << 20).expect("reopen");
+        assert_eq!(ids(&store.pending_notices().expect("pending")), [3]);
+        assert_eq!(ids(&store.final_notices().expect("final")), [1, 2, 4]);
+
+        // Purging removes final notices settled before the cutoff (a merged one counts from
+        // its due time, 1,004), never a pending one.
+        assert_eq!(store.purge_notices(6_000).expect("purge"), 2);
+        assert_eq!(ids(&store.final_notices().expect("final")), [2]);
+        assert_eq!(ids(&store.pending_notices().expect("pending")), [3]);
+    }
 }
