@@ -164,56 +164,64 @@ pub(crate) async fn send(
             }
         }
     }
-    {
-        // The matter's state is checked and the message filed under one lock, so that nothing
-        // joins a matter while it is being closed or deleted.
-        let _matters = matter.map(|_| s.lock_matters());
-        if let Some(m) = &matter {
-            let current = s.store.matter(m)?.ok_or(ApiError::NotFound)?;
-            open_for_additions(&current)?;
-        }
-        if let Some(sealed) = &sealed {
-            // Its one short chunk is stored with the message below, so nothing of it before.
-            if let Some(refusal) = items::reserve_refusal(&s, sealed.record.received_bytes)? {
-                return Err(refusal);
-            }
-        }
-        // The message, its notices, its audit entries and its item when sent whole, in one
-        // transaction.
-        let item_hex = sealed.as_ref().map(|x| to_hex(&x.record.id));
-        let message_hex = to_hex(&record.id);
-        let mut events = Vec::with_capacity(2);
-        if let Some(item) = &item_hex {
-            events.push(AuditEvent {
-                action: "item.commit",
-                object: item,
-                matter: None,
-            });
-        }
-        events.push(AuditEvent {
-            action: "message.send",
-            object: &message_hex,
-            matter: matter.as_ref(),
-        });
-        let by = (s.now(), me.as_str(), caller.addr.as_str());
-        let item = sealed.as_ref().map(|x| SealedItem {
-            record: &x.record,
-            packages: &x.packages,
-            limit: s.settings.storage.quota_for(caller.account.role),
-            chunk: &x.chunk,
-        });
-        let stored = s
-            .store
-            .put_message_audited(&record, &notices, by, &events, item.as_ref())?;
-        if let Err(over) = stored {
-            let asked = item.map_or(0, |i| i.record.received_bytes);
-            return Err(items::over_quota(over.used, over.limit, asked));
-        }
-        if let Some(sealed) = &sealed {
-            s.metrics.chunks_received(1, sealed.record.received_bytes);
+    if let Some(sealed) = &sealed {
+        // Its one short chunk is stored with the message below, so nothing of it before.
+        if let Some(refusal) = items::reserve_refusal(&s, sealed.record.received_bytes)? {
+            return Err(refusal);
         }
     }
-    s.store.commit().await?;
+    // The message, its notices, its audit entries and its item when sent whole, in one
+    // transaction.
+    let item_hex = sealed.as_ref().map(|x| to_hex(&x.record.id));
+    let message_hex = to_hex(&record.id);
+    let mut events = Vec::with_capacity(2);
+    if let Some(item) = &item_hex {
+        events.push(AuditEvent {
+            action: "item.commit",
+            object: item,
+            matter: None,
+        });
+    }
+    events.push(AuditEvent {
+        action: "message.send",
+        object: &message_hex,
+        matter: matter.as_ref(),
+    });
+    let by = (s.now(), me.as_str(), caller.addr.as_str());
+    let item = sealed.as_ref().map(|x| SealedItem {
+        record: &x.record,
+        packages: &x.packages,
+        limit: s.settings.storage.quota_for(caller.account.role),
+        chunk: &x.chunk,
+    });
+    let stored = match &matter {
+        // Applied with the other sends of the next flush, durable when it returns.
+        None => {
+            s.store
+                .send_message(&record, &notices, by, &events, item.as_ref())
+                .await?
+        }
+        Some(m) => {
+            // The matter's state is checked and the message filed under one lock, so that
+            // nothing joins a matter while it is being closed or deleted.
+            let stored = {
+                let _matters = s.lock_matters();
+                let current = s.store.matter(m)?.ok_or(ApiError::NotFound)?;
+                open_for_additions(&current)?;
+                s.store
+                    .put_message_audited(&record, &notices, by, &events, item.as_ref())?
+            };
+            s.store.commit().await?;
+            stored
+        }
+    };
+    if let Err(over) = stored {
+        let asked = item.map_or(0, |i| i.record.received_bytes);
+        return Err(items::over_quota(over.used, over.limit, asked));
+    }
+    if let Some(sealed) = &sealed {
+        s.metrics.chunks_received(1, sealed.record.received_bytes);
+    }
     s.outbox.queued(&notices);
     s.metrics.message_sent();
     Ok((StatusCode::CREATED, axum::Json(view(&record))))

@@ -138,6 +138,120 @@ pub struct AuditEvent<'a> {
     pub matter: Option<&'a [u8; 16]>,
 }
 
+/// A tree the audit chain writes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ChainTree {
+    /// `audit`.
+    Audit,
+    /// `audit_objects`.
+    Objects,
+    /// `matter_heads`.
+    MatterHeads,
+    /// `matter_index`.
+    MatterIndex,
+}
+
+/// A write of the audit chain: tree, key, value.
+pub(super) type ChainWrite = (ChainTree, Vec<u8>, Vec<u8>);
+
+/// The audit chain as the entries staged so far leave it.
+pub(super) struct Chain {
+    /// The next entry's sequence number.
+    pub(super) seq: u64,
+    last_hash: [u8; 32],
+    /// The heads of the matters whose chains the staged entries advanced.
+    matters: Vec<([u8; 16], MatterHeadRecord)>,
+}
+
+impl Chain {
+    /// The chain as stored.
+    pub(super) fn at(head: &AuditHead) -> Self {
+        Self {
+            seq: head.next_seq,
+            last_hash: head.last_hash,
+            matters: Vec::new(),
+        }
+    }
+
+    /// The writes that append the entries of `events`, by `actor` from `addr` at `at`, in the
+    /// order given, and the chain advanced past them. `stored_head` reads a matter's head as
+    /// stored, for a matter no staged entry has advanced yet. On an error the chain is
+    /// unchanged.
+    pub(super) fn append(
+        &mut self,
+        at: i64,
+        actor: &str,
+        addr: &str,
+        events: &[AuditEvent<'_>],
+        mut stored_head: impl FnMut(&[u8; 16]) -> Result<Option<MatterHeadRecord>, StorageError>,
+    ) -> Result<Vec<ChainWrite>, StorageError> {
+        let (mut seq, mut last_hash) = (self.seq, self.last_hash);
+        let mut matters = self.matters.clone();
+        let mut writes = Vec::with_capacity(events.len() * 2);
+        for e in events {
+            let matter_head = match e.matter {
+                Some(m) => Some(match matters.iter().find(|(id, _)| id == m) {
+                    Some((_, h)) => *h,
+                    None => stored_head(m)?.unwrap_or(MatterHeadRecord {
+                        count: 0,
+                        head: [0; 32],
+                        last_seq: 0,
+                    }),
+                }),
+                None => None,
+            };
+            let entry = AuditEntry {
+                seq,
+                at,
+                actor: actor.to_owned(),
+                addr: addr.to_owned(),
+                action: e.action.to_owned(),
+                object: e.object.to_owned(),
+                matter: e.matter.map(|m| to_hex(m)),
+                prev: to_hex(&last_hash),
+                matter_prev: matter_head.map(|h| to_hex(&h.head)),
+            };
+            let stored = entry.to_stored();
+            if stored.len() > MAX_ENTRY_LEN || e.object.as_bytes().contains(&0) {
+                return Err(StorageError::TooLong { tree: "audit" });
+            }
+            let hash = sha256(&stored);
+            writes.push((ChainTree::Audit, super::key_u64_bytes(seq), stored));
+            writes.push((
+                ChainTree::Objects,
+                seq_key(&object_prefix(e.object), seq),
+                Vec::new(),
+            ));
+            if let (Some(m), Some(h)) = (e.matter, matter_head) {
+                let advanced = MatterHeadRecord {
+                    count: h.count + 1,
+                    head: hash,
+                    last_seq: seq,
+                };
+                writes.push((ChainTree::MatterHeads, key_bytes(m), encode(&advanced)));
+                writes.push((
+                    ChainTree::MatterIndex,
+                    super::legal::matter_key(m, MATTER_AUDIT, &seq.to_be_bytes()),
+                    Vec::new(),
+                ));
+                matters.retain(|(id, _)| id != m);
+                matters.push((*m, advanced));
+            }
+            seq += 1;
+            last_hash = hash;
+        }
+        (self.seq, self.last_hash, self.matters) = (seq, last_hash, matters);
+        Ok(writes)
+    }
+
+    /// Records in `head` that the staged entries are applied.
+    pub(super) fn leave(self, head: &mut AuditHead) {
+        head.next_seq = self.seq;
+        head.last_hash = self.last_hash;
+        head.dirty.extend(self.matters.iter().map(|(m, _)| *m));
+    }
+}
+
 impl Store {
     /// Appends an entry to the audit log and, with a matter, to the matter's chain (not yet
     /// durable: call [`Store::commit`]). `addr` is the client's address, empty for the
@@ -172,73 +286,32 @@ impl Store {
         events: &[AuditEvent<'_>],
     ) -> Result<u64, StorageError> {
         // The head lock is held for one transaction, never across an await.
-        let mut head = self
-            .audit_head
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let first = head.next_seq;
-        let (mut seq, mut last_hash) = (first, head.last_hash);
-        // The matters' heads as this batch leaves them.
-        let mut matters: Vec<([u8; 16], MatterHeadRecord)> = Vec::new();
-        for e in events {
-            let matter_head = match e.matter {
-                Some(m) => Some(match matters.iter().find(|(id, _)| id == m) {
-                    Some((_, h)) => *h,
-                    None => self.matter_head(m)?.unwrap_or(MatterHeadRecord {
-                        count: 0,
-                        head: [0; 32],
-                        last_seq: 0,
-                    }),
-                }),
-                None => None,
-            };
-            let entry = AuditEntry {
-                seq,
-                at,
-                actor: actor.to_owned(),
-                addr: addr.to_owned(),
-                action: e.action.to_owned(),
-                object: e.object.to_owned(),
-                matter: e.matter.map(|m| to_hex(m)),
-                prev: to_hex(&last_hash),
-                matter_prev: matter_head.map(|h| to_hex(&h.head)),
-            };
-            let stored = entry.to_stored();
-            if stored.len() > MAX_ENTRY_LEN || e.object.as_bytes().contains(&0) {
-                return Err(StorageError::TooLong { tree: "audit" });
-            }
-            let hash = sha256(&stored);
-            b.put(&self.audit, super::key_u64_bytes(seq), stored);
-            b.put(
-                &self.audit_objects,
-                seq_key(&object_prefix(e.object), seq),
-                Vec::new(),
-            );
-            if let (Some(m), Some(h)) = (e.matter, matter_head) {
-                let advanced = MatterHeadRecord {
-                    count: h.count + 1,
-                    head: hash,
-                    last_seq: seq,
-                };
-                b.put(&self.matter_heads, key_bytes(m), encode(&advanced));
-                b.put(
-                    &self.matter_index,
-                    super::legal::matter_key(m, MATTER_AUDIT, &seq.to_be_bytes()),
-                    Vec::new(),
-                );
-                matters.retain(|(id, _)| id != m);
-                matters.push((*m, advanced));
-            }
-            seq += 1;
-            last_hash = hash;
+        let mut head = self.lock_audit_head();
+        let mut chain = Chain::at(&head);
+        let first = chain.seq;
+        for (t, k, v) in chain.append(at, actor, addr, events, |m| self.matter_head(m))? {
+            b.put(self.chain_tree(t), k, v);
         }
         if !self.apply(b)? {
             return Err(StorageError::Conflict);
         }
-        head.next_seq = seq;
-        head.last_hash = last_hash;
-        head.dirty.extend(matters.iter().map(|(m, _)| *m));
+        chain.leave(&mut head);
         Ok(first)
+    }
+
+    pub(super) fn lock_audit_head(&self) -> std::sync::MutexGuard<'_, AuditHead> {
+        self.audit_head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn chain_tree(&self, t: ChainTree) -> &sled::Tree {
+        match t {
+            ChainTree::Audit => &self.audit,
+            ChainTree::Objects => &self.audit_objects,
+            ChainTree::MatterHeads => &self.matter_heads,
+            ChainTree::MatterIndex => &self.matter_index,
+        }
     }
 
     /// Entries in the log and the hash of the last (zeros if none).

@@ -179,6 +179,16 @@ impl Store {
                 secs: GATE_WAIT.as_secs(),
             });
         };
+        // A send hands its write to the group-commit task and waits there, holding the gate; a
+        // send dropped while waiting (its client gone) released the gate, but its write is
+        // still queued. The queue is served in order, so this flush applies every such write
+        // before the copy starts.
+        if let Err(e) = self.commit().await {
+            drop(gate);
+            drop(db);
+            let _ = fs::remove_dir_all(out);
+            return Err(e.into());
+        }
         let wait = asked.elapsed();
         let paused = Instant::now();
         let (store, snapshot, chunks_out) = (self.clone(), db.clone(), out.join("chunks"));

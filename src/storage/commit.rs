@@ -1,6 +1,7 @@
 //! Group commit: every acknowledged write waits for one shared flush, which is made as strong
 //! as `fsync` (see `docs/STORAGE.md`: sled 0.34's flush issues only `sync_file_range` on
-//! Linux and never syncs its blob files).
+//! Linux and never syncs its blob files). Sends hand their writes to the same task, which
+//! applies those of one flush in one transaction just before it (`group.rs`).
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -13,12 +14,22 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::StorageError;
+use super::group::{Applier, Grouped, Outcome};
 
 /// A request for durability. It carries its own handle on the database, so that the commit
 /// task holds none between flushes and the database closes when the last `Store` is dropped.
 struct Waiter {
-    done: oneshot::Sender<Result<(), String>>,
+    reply: Reply,
     db: sled::Db,
+}
+
+/// What a waiter asked for, and where its answer goes.
+enum Reply {
+    /// Durability of the writes made before it asked.
+    Flush(oneshot::Sender<Result<(), String>>),
+    /// A write to apply with the others of the flush, then durability. It carries the
+    /// applier (with its trees) for the same reason as the database handle.
+    Apply(Box<Grouped>, Applier, oneshot::Sender<Outcome>),
 }
 
 /// Counters of the group-commit task.
@@ -46,32 +57,50 @@ struct Counters {
 #[derive(Clone)]
 pub(super) struct Committer {
     db: sled::Db,
+    applier: Applier,
     tx: mpsc::UnboundedSender<Waiter>,
     counters: Arc<Counters>,
 }
 
 impl Committer {
-    pub(super) fn start(db: sled::Db, dir: &Path) -> Result<Self, StorageError> {
+    pub(super) fn start(db: sled::Db, dir: &Path, applier: Applier) -> Result<Self, StorageError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
         let syncer = Syncer::open(dir)?;
         tokio::spawn(run(rx, syncer, counters.clone()));
-        Ok(Self { db, tx, counters })
+        Ok(Self {
+            db,
+            applier,
+            tx,
+            counters,
+        })
     }
 
     pub(super) async fn commit(&self) -> Result<(), StorageError> {
         let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Waiter {
-                done: tx,
-                db: self.db.clone(),
-            })
-            .map_err(|_| StorageError::CommitStopped)?;
+        self.send(Reply::Flush(tx))?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(StorageError::Io(std::io::Error::other(e))),
             Err(_) => Err(StorageError::CommitStopped),
         }
+    }
+
+    /// Applies `write` with the other writes of the next flush (see `group.rs`) and returns
+    /// once it is durable; `Ok(None)`: not applied, since what it read has changed.
+    pub(super) async fn apply(&self, write: Grouped) -> Outcome {
+        let (tx, rx) = oneshot::channel();
+        self.send(Reply::Apply(Box::new(write), self.applier.clone(), tx))?;
+        rx.await.map_err(|_| StorageError::CommitStopped)?
+    }
+
+    fn send(&self, reply: Reply) -> Result<(), StorageError> {
+        self.tx
+            .send(Waiter {
+                reply,
+                db: self.db.clone(),
+            })
+            .map_err(|_| StorageError::CommitStopped)
     }
 
     pub(super) fn stats(&self) -> FlushStats {
@@ -91,14 +120,19 @@ impl Committer {
 /// and half the p99 latency (`docs/PERFORMANCE.md`).
 const LINGER: Duration = Duration::from_millis(1);
 
+/// The most requests one flush serves: a group's writes are applied in one transaction, which
+/// holds sled's lock (and every read) and the audit lock for its length; the rest wait for the
+/// next flush.
+const MAX_GROUP: usize = 256;
+
 async fn run(mut rx: mpsc::UnboundedReceiver<Waiter>, mut syncer: Syncer, counters: Arc<Counters>) {
     // Commits the last flush served: a lone writer (one at a time) never waits.
     let mut last_group = 0usize;
     while let Some(first) = rx.recv().await {
         // Everyone who asked before this flush starts shares it: their writes are already in
-        // sled's buffers.
+        // sled's buffers, or are applied just before it.
         let db = first.db;
-        let mut waiters = vec![first.done];
+        let mut waiters = vec![first.reply];
         drain(&mut rx, &mut waiters);
         if last_group > 1 || waiters.len() > 1 {
             // Busy: other writes are under way, and this flush can carry them too.
@@ -106,29 +140,56 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Waiter>, mut syncer: Syncer, counte
             drain(&mut rx, &mut waiters);
         }
         last_group = waiters.len();
+        let mut flushes = Vec::new();
+        let mut writes = Vec::new();
+        let mut applied = Vec::new();
+        let mut applier = None;
+        for w in waiters {
+            match w {
+                Reply::Flush(done) => flushes.push(done),
+                Reply::Apply(write, a, done) => {
+                    writes.push(*write);
+                    applied.push(done);
+                    applier = Some(a);
+                }
+            }
+        }
         let started = Instant::now();
-        // The blocking `flush` (not `flush_async`, whose sled worker thread keeps a handle on
-        // the database for a moment after answering) and our syncs, on one blocking thread;
-        // the handle is dropped before anyone is answered, so the database closes as soon as
-        // the last `Store` goes.
+        // The grouped writes, the blocking `flush` (not `flush_async`, whose sled worker
+        // thread keeps a handle on the database for a moment after answering) and our syncs,
+        // on one blocking thread; the handle is dropped before anyone is answered, so the
+        // database closes as soon as the last `Store` goes.
         let r = tokio::task::spawn_blocking(move || {
+            // A panic in the apply fails this group's sends, not the task: later writes
+            // still find it running.
+            let outcomes = match &applier {
+                Some(applier) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    applier.apply(&writes)
+                }))
+                .unwrap_or_else(|_| Err(StorageError::Io(std::io::Error::other("apply panicked")))),
+                None => Ok(Vec::new()),
+            };
+            drop((applier, writes));
             let r = db
                 .flush()
                 .map_err(|e| e.to_string())
                 .and_then(|_| syncer.sync().map_err(|e| e.to_string()));
             drop(db);
-            (syncer, r)
+            (syncer, outcomes, r)
         })
         .await;
-        let result = match r {
-            Ok((s, r)) => {
+        let (outcomes, result) = match r {
+            Ok((s, outcomes, r)) => {
                 syncer = s;
-                r
+                (outcomes, r)
             }
             Err(e) => {
                 tracing::error!(error = %e, "the sync task failed; stopping commits");
-                for w in waiters {
+                for w in flushes {
                     let _ = w.send(Err("sync task failed".into()));
+                }
+                for w in applied {
+                    let _ = w.send(Err(StorageError::CommitStopped));
                 }
                 return;
             }
@@ -136,26 +197,44 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Waiter>, mut syncer: Syncer, counte
         counters.flushes.fetch_add(1, Ordering::Relaxed);
         counters
             .commits
-            .fetch_add(waiters.len() as u64, Ordering::Relaxed);
+            .fetch_add((flushes.len() + applied.len()) as u64, Ordering::Relaxed);
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         counters.flush_micros.fetch_add(micros, Ordering::Relaxed);
         if let Err(e) = &result {
             counters.failures.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, "flush failed");
         }
-        for w in waiters {
+        for w in flushes {
             let _ = w.send(result.clone());
+        }
+        match (outcomes, &result) {
+            (Ok(outcomes), Ok(())) => {
+                for (w, outcome) in applied.into_iter().zip(outcomes) {
+                    let _ = w.send(outcome);
+                }
+            }
+            (Err(e), _) => {
+                tracing::error!(error = %e, "applying grouped writes failed");
+                let e = e.to_string();
+                for w in applied {
+                    let _ = w.send(Err(StorageError::Io(std::io::Error::other(e.clone()))));
+                }
+            }
+            (Ok(_), Err(e)) => {
+                for w in applied {
+                    let _ = w.send(Err(StorageError::Io(std::io::Error::other(e.clone()))));
+                }
+            }
         }
     }
 }
 
-/// Adds every commit request queued so far to `waiters`.
-fn drain(
-    rx: &mut mpsc::UnboundedReceiver<Waiter>,
-    waiters: &mut Vec<oneshot::Sender<Result<(), String>>>,
-) {
-    while let Ok(w) = rx.try_recv() {
-        waiters.push(w.done);
+/// Adds the commit requests queued so far to `waiters`, up to `MAX_GROUP` in all.
+fn drain(rx: &mut mpsc::UnboundedReceiver<Waiter>, waiters: &mut Vec<Reply>) {
+    while waiters.len() < MAX_GROUP
+        && let Ok(w) = rx.try_recv()
+    {
+        waiters.push(w.reply);
     }
 }
 

@@ -10,6 +10,7 @@ mod audit;
 mod backup;
 mod blobs;
 mod commit;
+mod group;
 mod legal;
 mod outbox;
 mod records;
@@ -23,6 +24,8 @@ use ring::digest;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::Transactional;
+use sled::transaction::ConflictableTransactionError::Abort;
+use sled::transaction::TransactionalTree;
 
 pub use audit::{AuditEvent, StoredCheckpoint};
 pub use backup::{BackupError, BackupReport, Writing};
@@ -92,6 +95,10 @@ pub enum JoinOutcome {
     /// The email already has an account.
     EmailTaken,
 }
+
+/// How many times a write is built again from what is stored when a concurrent write changed
+/// what it read.
+const WRITE_TRIES: usize = 8;
 
 /// The whole database: one `sled::Db` and its trees. Cheap to clone.
 #[derive(Clone)]
@@ -286,7 +293,20 @@ impl Store {
             BlobStoreKind::Sled => Blobs::Sled(sled_blobs),
             BlobStoreKind::Files => Blobs::Files(FileBlobs::open(dir.join("chunks"), sled_blobs)?),
         };
-        let committer = commit::Committer::start(db.clone(), dir)?;
+        let audit_head = Arc::new(Mutex::new(audit_head));
+        let audit_objects = tree("audit_objects")?;
+        let matter_heads = tree("matter_heads")?;
+        let matter_index = tree("matter_index")?;
+        let applier = group::Applier::new(
+            [
+                audit.clone(),
+                audit_objects.clone(),
+                matter_heads.clone(),
+                matter_index.clone(),
+            ],
+            audit_head.clone(),
+        );
+        let committer = commit::Committer::start(db.clone(), dir, applier)?;
         let store = Self {
             accounts: tree("accounts")?,
             invites: tree("invites")?,
@@ -303,10 +323,10 @@ impl Store {
             chunk_digests: tree("chunk_digests")?,
             usage: tree("usage")?,
             blobs,
-            audit_objects: tree("audit_objects")?,
+            audit_objects,
             matters: tree("matters")?,
-            matter_index: tree("matter_index")?,
-            matter_heads: tree("matter_heads")?,
+            matter_index,
+            matter_heads,
             signatures: tree("signatures")?,
             grants: tree("grants")?,
             grant_index: tree("grant_index")?,
@@ -314,7 +334,7 @@ impl Store {
             schedule: tree("schedule")?,
             checkpoints,
             audit,
-            audit_head: Arc::new(Mutex::new(audit_head)),
+            audit_head,
             committer,
             gate: backup::Gate::default(),
             dir: dir.to_path_buf(),
@@ -621,6 +641,8 @@ impl Store {
     /// index; an item filed in another matter is refused (`StorageError::OtherMatter`). Refuses, storing
     /// nothing, if the item would take its uploader past the quota. Retries a few times when
     /// a concurrent write changed what it read (the uploader's usage, a document's record).
+    /// Durable after [`Store::commit`]; [`Store::send_message`] applies it with the other
+    /// writes of the next flush instead.
     pub fn put_message_audited(
         &self,
         m: &MessageRecord,
@@ -629,26 +651,72 @@ impl Store {
         events: &[AuditEvent<'_>],
         item: Option<&SealedItem<'_>>,
     ) -> Result<Result<(), OverQuota>, StorageError> {
-        const TRIES: usize = 8;
-        // The item joins the message's matter, if any.
-        let record = item.map(|i| ItemRecord {
-            matter: m.matter,
-            ..i.record.clone()
-        });
-        for _ in 0..TRIES {
-            let mut b = self.message_batch(m, notices, item.map(|i| i.record.id))?;
-            if let (Some(item), Some(record)) = (item, &record) {
-                let item = SealedItem { record, ..*item };
-                if let Err(over) = self.add_sealed_item(&mut b, &item)? {
-                    return Ok(Err(over));
-                }
-            }
+        for _ in 0..WRITE_TRIES {
+            let b = match self.message_write(m, notices, item)? {
+                Ok(b) => b,
+                Err(over) => return Ok(Err(over)),
+            };
             match self.apply_audited(b, at, actor, addr, events) {
                 Err(StorageError::Conflict) => continue,
                 r => return r.map(|_| Ok(())),
             }
         }
         Err(StorageError::Conflict)
+    }
+
+    /// [`Store::put_message_audited`], applied by the group-commit task in one transaction
+    /// with the other writes waiting for the same flush (see `group.rs`), and durable when it
+    /// returns. No lock of the caller can be held across it: a send that must stay under one
+    /// (a message filed in a matter) uses `put_message_audited`.
+    pub async fn send_message(
+        &self,
+        m: &MessageRecord,
+        notices: &[NoticeRecord],
+        by: (i64, &str, &str),
+        events: &[AuditEvent<'_>],
+        item: Option<&SealedItem<'_>>,
+    ) -> Result<Result<(), OverQuota>, StorageError> {
+        for _ in 0..WRITE_TRIES {
+            let b = match self.message_write(m, notices, item)? {
+                Ok(b) => b,
+                Err(over) => return Ok(Err(over)),
+            };
+            if self
+                .committer
+                .apply(group::Grouped::new(b, by, events))
+                .await?
+                .is_some()
+            {
+                return Ok(Ok(()));
+            }
+        }
+        Err(StorageError::Conflict)
+    }
+
+    /// The writes of a send (see [`Store::put_message_audited`]) as stored now, or the quota
+    /// refusal of its item.
+    fn message_write(
+        &self,
+        m: &MessageRecord,
+        notices: &[NoticeRecord],
+        item: Option<&SealedItem<'_>>,
+    ) -> Result<Result<Batch<'_>, OverQuota>, StorageError> {
+        let mut b = self.message_batch(m, notices, item.map(|i| i.record.id))?;
+        if let Some(item) = item {
+            // The item joins the message's matter, if any.
+            let record = ItemRecord {
+                matter: m.matter,
+                ..item.record.clone()
+            };
+            let item = SealedItem {
+                record: &record,
+                ..*item
+            };
+            if let Err(over) = self.add_sealed_item(&mut b, &item)? {
+                return Ok(Err(over));
+            }
+        }
+        Ok(Ok(b))
     }
 
     /// The writes that store a message and its notices (see [`Store::put_message_audited`]). `sealed`
@@ -848,37 +916,21 @@ impl Store {
         Ok(Some(n))
     }
 
-    /// Applies `b` in one sled transaction if every expectation in it still holds; returns
-    /// whether it was applied.
+    /// Applies `b` in one sled transaction if every expectation in it still holds and no count
+    /// passes its limit; returns whether it was applied.
     fn apply(&self, b: Batch<'_>) -> Result<bool, StorageError> {
-        use sled::transaction::ConflictableTransactionError;
-        let Batch {
-            trees,
-            writes,
-            guards,
-        } = b;
-        if trees.is_empty() {
+        if b.trees.is_empty() {
             return Ok(true);
         }
-        trees
+        let slots: Vec<usize> = (0..b.trees.len()).collect();
+        b.trees
             .as_slice()
             .transaction(|views| {
-                for (t, k, expected) in &guards {
-                    if views[*t].get(k)?.as_deref() != expected.as_deref() {
-                        return Ok(false);
-                    }
+                if !b.ops.holds(views, &slots)?.map_err(Abort)? {
+                    return Ok(false);
                 }
-                for (t, k, v) in &writes {
-                    match v {
-                        Some(v) => {
-                            views[*t].insert(k.as_slice(), v.as_slice())?;
-                        }
-                        None => {
-                            views[*t].remove(k.as_slice())?;
-                        }
-                    }
-                }
-                Ok::<_, ConflictableTransactionError<StorageError>>(true)
+                b.ops.stage(views, &slots)?.map_err(Abort)?;
+                Ok(true)
             })
             .map_err(tx_error)
     }
@@ -888,8 +940,7 @@ impl Store {
 #[derive(Default)]
 struct Batch<'a> {
     trees: Vec<&'a sled::Tree>,
-    writes: Vec<(usize, Vec<u8>, Option<Vec<u8>>)>,
-    guards: Vec<(usize, Vec<u8>, Option<Vec<u8>>)>,
+    ops: Ops,
 }
 
 impl<'a> Batch<'a> {
@@ -905,18 +956,93 @@ impl<'a> Batch<'a> {
 
     fn put(&mut self, tree: &'a sled::Tree, key: Vec<u8>, value: Vec<u8>) {
         let t = self.slot(tree);
-        self.writes.push((t, key, Some(value)));
+        self.ops.writes.push((t, key, Some(value)));
     }
 
     fn remove(&mut self, tree: &'a sled::Tree, key: Vec<u8>) {
         let t = self.slot(tree);
-        self.writes.push((t, key, None));
+        self.ops.writes.push((t, key, None));
     }
 
     /// Applies the batch only if `key` still holds `value` (`None`: is absent).
     fn expect(&mut self, tree: &'a sled::Tree, key: Vec<u8>, value: Option<Vec<u8>>) {
         let t = self.slot(tree);
-        self.guards.push((t, key, value));
+        self.ops.guards.push((t, key, value));
+    }
+
+    /// Grows the counter at `key` (`0x01` ‖ u64 BE, absent: 0) by `delta` when the batch is
+    /// applied, reading it then, so that concurrent batches adding to one counter do not
+    /// conflict; the batch is not applied if an increase would pass `limit`.
+    fn grow(&mut self, tree: &'a sled::Tree, key: Vec<u8>, delta: i64, limit: Option<u64>) {
+        let t = self.slot(tree);
+        self.ops.counts.push((t, key, delta, limit));
+    }
+
+    /// The batch with its trees held, to be applied later, on another thread.
+    fn owned(self) -> (Vec<sled::Tree>, Ops) {
+        (self.trees.into_iter().cloned().collect(), self.ops)
+    }
+}
+
+/// What a batch does, each tree named by its position among the batch's trees.
+#[derive(Default)]
+struct Ops {
+    writes: Vec<(usize, Vec<u8>, Option<Vec<u8>>)>,
+    guards: Vec<(usize, Vec<u8>, Option<Vec<u8>>)>,
+    counts: Vec<(usize, Vec<u8>, i64, Option<u64>)>,
+}
+
+type Staged<T> = Result<Result<T, StorageError>, sled::transaction::UnabortableTransactionError>;
+
+impl Ops {
+    /// Whether every expectation holds in `views` (tree `i` of the batch is `views[at[i]]`),
+    /// which show what the transaction staged so far, and no count passes its limit.
+    fn holds(&self, views: &[TransactionalTree], at: &[usize]) -> Staged<bool> {
+        for (t, k, expected) in &self.guards {
+            if views[at[*t]].get(k)?.as_deref() != expected.as_deref() {
+                return Ok(Ok(false));
+            }
+        }
+        // Each counter as the counts before in this batch leave it.
+        let mut counted: Vec<(usize, &[u8], u64)> = Vec::new();
+        for (t, k, delta, limit) in &self.counts {
+            let used = match counted
+                .iter()
+                .find(|(ct, ck, _)| ct == t && *ck == k.as_slice())
+            {
+                Some((_, _, used)) => *used,
+                None => match uploads::read_usage(views[at[*t]].get(k)?.as_deref()) {
+                    Ok(used) => used,
+                    Err(e) => return Ok(Err(e)),
+                },
+            };
+            let Ok(after) = uploads::grown(used, *delta, *limit) else {
+                return Ok(Ok(false));
+            };
+            counted.retain(|(ct, ck, _)| !(ct == t && *ck == k.as_slice()));
+            counted.push((*t, k, after));
+        }
+        Ok(Ok(true))
+    }
+
+    /// Stages the writes and the grown counts into `views` (see [`Ops::holds`]).
+    fn stage(&self, views: &[TransactionalTree], at: &[usize]) -> Staged<()> {
+        for (t, k, v) in &self.writes {
+            match v {
+                Some(v) => views[at[*t]].insert(k.as_slice(), v.as_slice())?,
+                None => views[at[*t]].remove(k.as_slice())?,
+            };
+        }
+        for (t, k, delta, _) in &self.counts {
+            let view = &views[at[*t]];
+            let used = match uploads::read_usage(view.get(k)?.as_deref()) {
+                Ok(used) => used,
+                Err(e) => return Ok(Err(e)),
+            };
+            let after = used.saturating_add_signed(*delta);
+            view.insert(k.as_slice(), versioned_raw(&after.to_be_bytes()))?;
+        }
+        Ok(Ok(()))
     }
 }
 
@@ -1073,6 +1199,7 @@ mod tests {
 
     use super::*;
     use crate::wire::api::Role;
+    use crate::wire::to_hex;
 
     fn message(id: u8, at: i64, from: &str, to: &str) -> MessageRecord {
         MessageRecord {
@@ -1115,24 +1242,29 @@ mod tests {
         store.commit_item(&item, &packages).expect("commit item");
     }
 
+    /// The record of item `[id; 16]`, uploaded by a@x as one short chunk of `len` bytes.
+    fn sent_whole(id: u8, len: usize) -> ItemRecord {
+        ItemRecord {
+            id: [id; 16],
+            uploader: "a@x".into(),
+            preamble: vec![0; 88],
+            received: 1,
+            received_bytes: len as u64,
+            committed: true,
+            manifest: Some(vec![9; 200]),
+            created_at: 1000,
+            updated_at: 1000,
+            matter: None,
+        }
+    }
+
     #[tokio::test]
     async fn an_item_sent_whole_is_stored_with_its_message_or_not_at_all() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path(), 1 << 20).expect("open");
         assert_eq!(store.blob_store(), BlobStoreKind::Files);
         let chunk = vec![7u8; 1200];
-        let record = |id: u8| ItemRecord {
-            id: [id; 16],
-            uploader: "a@x".into(),
-            preamble: vec![0; 88],
-            received: 1,
-            received_bytes: chunk.len() as u64,
-            committed: true,
-            manifest: Some(vec![9; 200]),
-            created_at: 1000,
-            updated_at: 1000,
-            matter: None,
-        };
+        let record = |id: u8| sent_whole(id, chunk.len());
         let packages = vec![("b@x".to_owned(), vec![1; 300])];
         let send_chunk = |id: u8, limit, chunk: &[u8]| {
             let item = record(id);
@@ -1179,6 +1311,188 @@ mod tests {
         );
         assert_eq!(store.blobs().count(&[2; 16]).expect("count"), 1);
         assert_eq!(store.usage("a@x").expect("usage"), chunk.len() as u64);
+    }
+
+    /// Sends that wait for one flush are applied together, each as if alone in that order:
+    /// counts add up across them, a send whose expectation an earlier one broke is built again
+    /// and refused, and the audit chain stays one chain.
+    #[tokio::test]
+    async fn sends_applied_together_count_guard_and_chain_as_if_one_by_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path(), 1 << 20).expect("open");
+        let chunk = vec![7u8; 1200];
+        let packages = vec![("b@x".to_owned(), vec![1; 300])];
+        // Five sends of 1,200 bytes each by one uploader whose quota holds three.
+        let before = store.flush_stats();
+        let mut sends = Vec::new();
+        for id in 1..=5u8 {
+            let (store, chunk, packages) = (store.clone(), chunk.clone(), packages.clone());
+            sends.push(tokio::spawn(async move {
+                let record = sent_whole(id, chunk.len());
+                let sealed = SealedItem {
+                    record: &record,
+                    packages: &packages,
+                    limit: Some(3_700),
+                    chunk: &chunk,
+                };
+                let id_hex = to_hex(&[id; 16]);
+                let events = [
+                    AuditEvent {
+                        action: "item.commit",
+                        object: &id_hex,
+                        matter: None,
+                    },
+                    AuditEvent {
+                        action: "message.send",
+                        object: &id_hex,
+                        matter: None,
+                    },
+                ];
+                store
+                    .send_message(
+                        &message(id, 1000, "a@x", "b@x"),
+                        &[],
+                        (1000, "a@x", "127.0.0.1"),
+                        &events,
+                        Some(&sealed),
+                    )
+                    .await
+            }));
+        }
+        let mut outcomes = Vec::new();
+        for s in sends {
+            outcomes.push(s.await.expect("task").expect("send"));
+        }
+        let over = Err(OverQuota {
+            used: 3_600,
+            limit: 3_700,
+        });
+        assert_eq!(outcomes, [Ok(()), Ok(()), Ok(()), over, over]);
+        let after = store.flush_stats();
+        assert_eq!(after.commits - before.commits, 5);
+        assert_eq!(
+            after.flushes - before.flushes,
+            1,
+            "one flush carried all five"
+        );
+        assert_eq!(store.usage("a@x").expect("usage"), 3_600);
+        for id in 1..=5u8 {
+            assert_eq!(store.message(&[id; 16]).expect("read").is_some(), id <= 3);
+            assert_eq!(store.item(&[id; 16]).expect("read").is_some(), id <= 3);
+        }
+        // Six entries, one chain: each names the hash of the one before.
+        let (next, last) = store.audit_head();
+        assert_eq!(next, 6);
+        let mut prev = [0u8; 32];
+        for (seq, stored) in store
+            .audit_entries(next)
+            .expect("entries")
+            .iter()
+            .enumerate()
+        {
+            let e = AuditEntry::from_stored(stored).expect("entry");
+            assert_eq!(
+                (e.seq, e.prev.as_str()),
+                (seq as u64, to_hex(&prev).as_str())
+            );
+            prev = sha256(stored);
+        }
+        assert_eq!(prev, last);
+
+        // In one group: a send filing document 9 in a matter, one outside matters naming it,
+        // and one filing document 8 in the matter. The second's expectation (9's record
+        // unchanged) no longer holds after the first, so it is skipped, built again from what
+        // is stored, and refused; the third's entry follows the first's in the matter's chain.
+        committed_item(&store, [9; 16], 1, &["a@x", "b@x"]);
+        committed_item(&store, [8; 16], 1, &["a@x", "b@x"]);
+        let matter = [0x4d; 16];
+        let before = store.flush_stats();
+        let mut sends = Vec::new();
+        for (id, matter) in [(10u8, Some(matter)), (11, None), (12, Some(matter))] {
+            let store = store.clone();
+            sends.push(tokio::spawn(async move {
+                let document = if id == 12 { [8; 16] } else { [9; 16] };
+                let m = MessageRecord {
+                    documents: vec![(document, 100)],
+                    matter,
+                    item: document,
+                    ..message(id, 2000, "a@x", "b@x")
+                };
+                let object = to_hex(&m.id);
+                let event = AuditEvent {
+                    action: "message.send",
+                    object: &object,
+                    matter: matter.as_ref(),
+                };
+                store
+                    .send_message(&m, &[], (2000, "a@x", ""), &[event], None)
+                    .await
+            }));
+        }
+        let mut outcomes = Vec::new();
+        for s in sends {
+            outcomes.push(s.await.expect("task"));
+        }
+        assert!(matches!(outcomes[0], Ok(Ok(()))));
+        assert!(matches!(
+            outcomes[1],
+            Err(StorageError::OtherMatter { item }) if item == [9; 16]
+        ));
+        assert!(matches!(outcomes[2], Ok(Ok(()))));
+        let after = store.flush_stats();
+        assert_eq!(
+            (
+                after.flushes - before.flushes,
+                after.commits - before.commits
+            ),
+            (1, 3),
+            "the three were one group, and the refusal needed no second one"
+        );
+        assert_eq!(
+            store.item(&[9; 16]).expect("read").and_then(|i| i.matter),
+            Some(matter)
+        );
+        assert_eq!(store.message(&[11; 16]).expect("read"), None);
+        // Two entries more, in one chain; the matter's chain holds both, the second after the
+        // first.
+        let (next, last) = store.audit_head();
+        assert_eq!(next, 8);
+        let entries = store.audit_entries(next).expect("entries");
+        let mut prev = [0u8; 32];
+        for stored in &entries {
+            assert_eq!(
+                AuditEntry::from_stored(stored).expect("entry").prev,
+                to_hex(&prev)
+            );
+            prev = sha256(stored);
+        }
+        assert_eq!(prev, last);
+        let (a, c) = (&entries[6], &entries[7]);
+        let c_entry = AuditEntry::from_stored(c).expect("entry");
+        assert_eq!(c_entry.object, to_hex(&[12; 16]));
+        assert_eq!(c_entry.matter_prev, Some(to_hex(&sha256(a))));
+        let head = store.matter_head(&matter).expect("read").expect("head");
+        assert_eq!((head.count, head.head, head.last_seq), (2, sha256(c), 7));
+    }
+
+    #[tokio::test]
+    async fn counts_on_one_key_add_up_against_the_limit_within_a_batch() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path(), 1 << 20).expect("open");
+        let key = key_str("a@x");
+        let mut b = Batch::default();
+        b.grow(&store.usage, key.clone(), 60, Some(100));
+        b.grow(&store.usage, key.clone(), 60, Some(100));
+        assert!(
+            !store.apply(b).expect("apply"),
+            "120 passes the limit of 100"
+        );
+        assert_eq!(store.usage("a@x").expect("usage"), 0);
+        let mut b = Batch::default();
+        b.grow(&store.usage, key.clone(), 40, Some(100));
+        b.grow(&store.usage, key, 50, Some(100));
+        assert!(store.apply(b).expect("apply"));
+        assert_eq!(store.usage("a@x").expect("usage"), 90);
     }
 
     #[tokio::test]

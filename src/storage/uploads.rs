@@ -29,7 +29,7 @@ fn digest_key(item: &[u8; 16], index: u32) -> [u8; 21] {
     k
 }
 
-fn read_usage(v: Option<&[u8]>) -> Result<u64, StorageError> {
+pub(super) fn read_usage(v: Option<&[u8]>) -> Result<u64, StorageError> {
     match v {
         None => Ok(0),
         Some([FORMAT_VERSION, rest @ ..]) => rest
@@ -60,7 +60,7 @@ fn add_usage(
 }
 
 /// Usage `used` changed by `delta`, unless an increase would pass `limit`.
-fn grown(used: u64, delta: i64, limit: Option<u64>) -> Result<u64, OverQuota> {
+pub(super) fn grown(used: u64, delta: i64, limit: Option<u64>) -> Result<u64, OverQuota> {
     let after = used.saturating_add_signed(delta);
     match limit {
         Some(limit) if delta > 0 && after > limit => Err(OverQuota { used, limit }),
@@ -113,8 +113,9 @@ impl Store {
     }
 
     /// Adds to `b` the writes that store `item`, committed, with its key packages, and count its
-    /// bytes against `limit` in the uploader's usage; `b` then applies only if the usage is
-    /// still what was read here. Refuses, adding nothing, if the usage would pass `limit`.
+    /// bytes against `limit` in the uploader's usage (counted when `b` is applied, which it is
+    /// not if the usage then would pass `limit`). Refuses, adding nothing, if the usage read
+    /// now would pass `limit`.
     pub(super) fn add_sealed_item<'s>(
         &'s self,
         b: &mut Batch<'s>,
@@ -132,8 +133,7 @@ impl Store {
             Ok(after) => after,
             Err(over) => return Ok(Err(over)),
         };
-        b.expect(&self.usage, key.clone(), current.map(|v| v.to_vec()));
-        b.put(&self.usage, key, versioned_raw(&after.to_be_bytes()));
+        b.grow(&self.usage, key, added, item.limit);
         for (email, p) in item.packages {
             b.put(
                 &self.key_packages,
