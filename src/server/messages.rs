@@ -211,7 +211,10 @@ pub(crate) async fn send(
                 s.store
                     .put_message_audited(&record, &notices, by, &events, item.as_ref())?
             };
-            s.store.commit().await?;
+            // A refusal stored nothing, so it needs no flush.
+            if stored.is_ok() {
+                s.store.commit().await?;
+            }
             stored
         }
     };
