@@ -12,7 +12,6 @@
 use std::sync::{Arc, Mutex};
 
 use sled::Transactional;
-use sled::transaction::ConflictableTransactionError::Abort;
 
 use super::audit::{AuditEvent, Chain, ChainTree};
 use super::records::MatterHeadRecord;
@@ -100,9 +99,9 @@ impl Applier {
                 let mut chain = Chain::at(&head);
                 let mut outcomes = Vec::with_capacity(group.len());
                 for (g, at) in group.iter().zip(&slots) {
-                    match g.ops.holds(views, at)? {
-                        Ok(true) => {}
-                        Ok(false) => {
+                    let counted = match g.ops.check(views, at)? {
+                        Ok(Some(counted)) => counted,
+                        Ok(None) => {
                             outcomes.push(Ok(None));
                             continue;
                         }
@@ -110,7 +109,7 @@ impl Applier {
                             outcomes.push(Err(e));
                             continue;
                         }
-                    }
+                    };
                     // The matters' heads as the writes before this one left them.
                     let mut heads = Vec::new();
                     for m in g.events.iter().filter_map(|e| e.2.as_ref()) {
@@ -141,9 +140,7 @@ impl Applier {
                             continue;
                         }
                     };
-                    // Cannot fail once `holds` read the same counts; if it did, nothing of
-                    // the group is applied.
-                    g.ops.stage(views, at)?.map_err(Abort)?;
+                    g.ops.stage(views, at, &counted)?;
                     for (t, k, v) in writes {
                         views[chain_slot(t)].insert(k, v)?;
                     }

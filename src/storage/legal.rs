@@ -320,8 +320,7 @@ impl Store {
         g: &GrantRecord,
         packages: &[([u8; 16], Vec<u8>)],
     ) -> Result<AddOutcome, StorageError> {
-        const TRIES: usize = 8;
-        for _ in 0..TRIES {
+        for _ in 0..super::WRITE_TRIES {
             let mut b = Batch::default();
             for id in &g.items {
                 self.keep_in_matter(&mut b, id, g.matter, Naming::Grant)?;

@@ -239,6 +239,8 @@ pub struct OverQuota {
 const META_BLOB_STORE: &[u8] = b"\x01blob_store";
 /// Key in `meta` set once `usage` counts every item.
 const META_USAGE: &[u8] = b"\x01usage";
+/// Key in `meta` set once final notices are kept apart from the outbox (`outbox_final`).
+const META_FINAL_NOTICES: &[u8] = b"\x01final_notices";
 
 impl Store {
     /// Opens (or creates) the database in `dir` with a page cache of `cache_bytes`, with the
@@ -344,7 +346,10 @@ impl Store {
             store.count_usage()?;
             meta.insert(META_USAGE, versioned_raw(&[]))?;
         }
-        store.move_final_notices()?;
+        if meta.get(META_FINAL_NOTICES)?.is_none() {
+            store.move_final_notices()?;
+            meta.insert(META_FINAL_NOTICES, versioned_raw(&[]))?;
+        }
         Ok(store)
     }
 
@@ -926,10 +931,10 @@ impl Store {
         b.trees
             .as_slice()
             .transaction(|views| {
-                if !b.ops.holds(views, &slots)?.map_err(Abort)? {
+                let Some(counted) = b.ops.check(views, &slots)?.map_err(Abort)? else {
                     return Ok(false);
-                }
-                b.ops.stage(views, &slots)?.map_err(Abort)?;
+                };
+                b.ops.stage(views, &slots, &counted)?;
                 Ok(true)
             })
             .map_err(tx_error)
@@ -992,59 +997,67 @@ struct Ops {
     counts: Vec<(usize, Vec<u8>, i64, Option<u64>)>,
 }
 
-type Staged<T> = Result<Result<T, StorageError>, sled::transaction::UnabortableTransactionError>;
+/// What a look inside a transaction found: `Err` outside for sled (which may retry the
+/// transaction), inside for a record that does not decode.
+type Checked<T> = Result<Result<T, StorageError>, sled::transaction::UnabortableTransactionError>;
 
 impl Ops {
     /// Whether every expectation holds in `views` (tree `i` of the batch is `views[at[i]]`),
-    /// which show what the transaction staged so far, and no count passes its limit.
-    fn holds(&self, views: &[TransactionalTree], at: &[usize]) -> Staged<bool> {
+    /// which show what the transaction staged so far, and no count passes its limit: `Some`
+    /// with each counter's value after the counts, to stage with [`Ops::stage`], if so.
+    fn check(
+        &self,
+        views: &[TransactionalTree],
+        at: &[usize],
+    ) -> Checked<Option<Vec<Counted<'_>>>> {
         for (t, k, expected) in &self.guards {
             if views[at[*t]].get(k)?.as_deref() != expected.as_deref() {
-                return Ok(Ok(false));
+                return Ok(Ok(None));
             }
         }
         // Each counter as the counts before in this batch leave it.
-        let mut counted: Vec<(usize, &[u8], u64)> = Vec::new();
+        let mut counted: Vec<Counted<'_>> = Vec::new();
         for (t, k, delta, limit) in &self.counts {
             let used = match counted
                 .iter()
-                .find(|(ct, ck, _)| ct == t && *ck == k.as_slice())
+                .position(|(ct, ck, _)| ct == t && *ck == k.as_slice())
             {
-                Some((_, _, used)) => *used,
+                Some(i) => counted.swap_remove(i).2,
                 None => match uploads::read_usage(views[at[*t]].get(k)?.as_deref()) {
                     Ok(used) => used,
                     Err(e) => return Ok(Err(e)),
                 },
             };
             let Ok(after) = uploads::grown(used, *delta, *limit) else {
-                return Ok(Ok(false));
+                return Ok(Ok(None));
             };
-            counted.retain(|(ct, ck, _)| !(ct == t && *ck == k.as_slice()));
             counted.push((*t, k, after));
         }
-        Ok(Ok(true))
+        Ok(Ok(Some(counted)))
     }
 
-    /// Stages the writes and the grown counts into `views` (see [`Ops::holds`]).
-    fn stage(&self, views: &[TransactionalTree], at: &[usize]) -> Staged<()> {
+    /// Stages the writes and the counters' values from [`Ops::check`] into `views`.
+    fn stage(
+        &self,
+        views: &[TransactionalTree],
+        at: &[usize],
+        counted: &[Counted<'_>],
+    ) -> Result<(), sled::transaction::UnabortableTransactionError> {
         for (t, k, v) in &self.writes {
             match v {
                 Some(v) => views[at[*t]].insert(k.as_slice(), v.as_slice())?,
                 None => views[at[*t]].remove(k.as_slice())?,
             };
         }
-        for (t, k, delta, _) in &self.counts {
-            let view = &views[at[*t]];
-            let used = match uploads::read_usage(view.get(k)?.as_deref()) {
-                Ok(used) => used,
-                Err(e) => return Ok(Err(e)),
-            };
-            let after = used.saturating_add_signed(*delta);
-            view.insert(k.as_slice(), versioned_raw(&after.to_be_bytes()))?;
+        for (t, k, after) in counted {
+            views[at[*t]].insert(*k, versioned_raw(&after.to_be_bytes()))?;
         }
-        Ok(Ok(()))
+        Ok(())
     }
 }
+
+/// A counter of a batch (tree position, key) and its value once the batch's counts are added.
+type Counted<'a> = (usize, &'a [u8], u64);
 
 // ---- encoding helpers ----
 

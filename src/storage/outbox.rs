@@ -241,12 +241,18 @@ mod tests {
         assert_eq!(store.final_notices().expect("final"), [sent, refused]);
         assert_eq!(store.undeliverable_notices().expect("count"), 1);
 
-        // A final record where an earlier version kept it, in the outbox, moves at open.
+        // A final record where an earlier version kept it, in the outbox, moves at the first
+        // open by this version (an earlier one set no mark in `meta`).
         let merged = notice(4, NoticeState::Merged { into: [3; 16] });
         store
             .outbox
             .insert(notice_key(&merged), encode(&merged))
             .expect("old layout");
+        store
+            .db
+            .open_tree("meta")
+            .and_then(|meta| meta.remove(super::super::META_FINAL_NOTICES))
+            .expect("earlier version");
         store.commit().await.expect("commit");
         drop(store);
         let store = Store::open(dir.path(), 1 << 20).expect("reopen");
