@@ -471,9 +471,26 @@ impl ChunkWriter for FileWriter<'_> {
                 file.set_len(self.at)?;
             }
             file.sync_data()?;
+            let start = offset(self.first);
+            drop_cached(&file, start, self.at.saturating_sub(start));
         }
         Ok(())
     }
+}
+
+/// Lets the kernel drop the cached pages of `len` bytes of `file` from `start`, which are on
+/// disk: an upload's ciphertext is read again only when a reader downloads it, often days
+/// later, so keeping it would push out what is read often (sled's pages) and make each upload
+/// take fresh pages, which on a virtual machine cost far more than the copy into them
+/// (docs/PERFORMANCE.md, "the page cache").
+fn drop_cached(file: &File, start: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    if let Some(len) = std::num::NonZeroU64::new(len) {
+        // Advice only: nothing written depends on it.
+        let _ = rustix::fs::fadvise(file, start, Some(len), rustix::fs::Advice::DontNeed);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, start, len);
 }
 
 /// Chunks in a file of `len` bytes.
