@@ -21,7 +21,8 @@ use super::error::ApiError;
 use crate::storage::{ItemRecord, Store};
 
 /// How far past the recorded chunks a request may start: two requests of the largest size
-/// ahead of the one being recorded.
+/// ahead of the one being recorded (the CLI keeps four requests of at most 64 chunks on their
+/// way, so its last starts at most 192 chunks ahead).
 pub(crate) const AHEAD: u32 = 2 * crate::wire::api::MAX_CHUNKS_PER_REQUEST as u32;
 
 #[derive(Default, Clone)]
