@@ -3,8 +3,8 @@
 //! and memory stays at a few requests besides the sealer's own batch.
 //!
 //! Requests are pipelined with sealing and with each other: while up to [`IN_FLIGHT`]
-//! requests are on their way (each on its own thread, when the transport offers a sender),
-//! the next batch is sealed. The server writes and syncs each request's chunks as they come
+//! requests (two while they are of their first size) are on their way (each on its own thread,
+//! when the transport offers a sender), the next batch is sealed. The server writes and syncs each request's chunks as they come
 //! and records them in order, so one request's sync overlaps the next one's transfer. Answers
 //! are taken oldest first; a failed request is retried on the calling thread after asking the
 //! server how many chunks it holds, and since each batch is kept until it is acknowledged, the
@@ -25,13 +25,20 @@ use crate::wire::api::{MAX_CHUNKS_PER_REQUEST, UploadState};
 /// Attempts per batch (the first try and the retries).
 const ATTEMPTS: usize = 3;
 
-/// Requests of one upload on their way at once. A request's answer waits for its sync and its
-/// record's flush; with four on their way, those waits overlap the transfer of the others and
-/// the link stays busy (a 1 GiB send on loopback: 0.52-0.58 GB/s, against 0.36-0.39 with two
-/// of twice the size; docs/PERFORMANCE.md).
+/// Requests of one upload on their way at once, once answers come quickly enough for requests
+/// to grow past [`FIRST_BATCH`]. A request's answer waits for its sync and its record's flush;
+/// with four on their way, those waits overlap the transfer of the others and the link stays
+/// busy (a 1 GiB send on loopback: 0.52-0.58 GB/s, against 0.36-0.39 with two of twice the
+/// size; docs/PERFORMANCE.md).
 const IN_FLIGHT: usize = 4;
+/// Requests on their way at once while they are of [`FIRST_BATCH`] chunks: on a link too slow
+/// for them to grow, each request shares it with fewer others and still arrives within the
+/// server's body deadline (1 MiB in 120 s with two on their way takes 140 kbit/s, with four
+/// 280).
+const IN_FLIGHT_SLOW: usize = 2;
 /// Chunks in the largest request (4 MiB): the request buffers (those on their way and the one
-/// being filled) then take 20 MiB at most.
+/// being filled) then take 20 MiB at most, and 24 while a failed request's body is copied for
+/// its retry.
 const MAX_BATCH: usize = 64;
 const _: () = assert!(MAX_BATCH <= MAX_CHUNKS_PER_REQUEST);
 
@@ -165,7 +172,8 @@ impl<T: UploadTransport> UploadSink<T> {
     }
 
     /// Sends the collected batch: on a thread of its own once fewer than [`IN_FLIGHT`]
-    /// requests are on their way, or right here.
+    /// requests are on their way ([`IN_FLIGHT_SLOW`] while requests are of their first size),
+    /// or right here.
     fn dispatch(&mut self) -> Result<(), ClientError> {
         if self.batch.starts.is_empty() {
             return Ok(());
@@ -173,7 +181,7 @@ impl<T: UploadTransport> UploadSink<T> {
         let item = self.item()?;
         let first = self.batch.end();
         let batch = std::mem::take(&mut self.batch);
-        while self.in_flight.len() >= IN_FLIGHT {
+        while self.in_flight.len() >= self.most_in_flight() {
             self.settle_oldest()?;
         }
         // The next batch fills the buffer of the request just acknowledged, so that at most
@@ -218,6 +226,15 @@ impl<T: UploadTransport> UploadSink<T> {
                     starts: batch.starts,
                 },
             ),
+        }
+    }
+
+    /// How many requests may be on their way at once, by the size requests have reached.
+    fn most_in_flight(&self) -> usize {
+        if self.batch_chunks > FIRST_BATCH {
+            IN_FLIGHT
+        } else {
+            IN_FLIGHT_SLOW
         }
     }
 
@@ -515,9 +532,10 @@ mod tests {
             upload_with(&content, &mut server, pipelined);
             let sent: Vec<usize> = server.puts.iter().map(|p| p.1).collect();
             // Without sender threads each answer sizes the next request; with them, a request
-            // is collected while the four before it are in flight, so it grows four steps later.
+            // is collected while those before it are in flight (two at the first size, then
+            // four), so it grows that many steps later.
             let growth: &[usize] = if pipelined {
-                &[16, 16, 16, 16, 16, 32, 32, 32, 32, 32]
+                &[16, 16, 16, 32, 32, 32, 32, 32, 64, 64]
             } else {
                 &[16, 32]
             };
