@@ -482,7 +482,7 @@ impl ChunkWriter for FileWriter<'_> {
 /// disk: an upload's ciphertext is read again only when a reader downloads it, often days
 /// later, so keeping it would push out what is read often (sled's pages) and make each upload
 /// take fresh pages, which on a virtual machine cost far more than the copy into them
-/// (docs/PERFORMANCE.md, "the page cache").
+/// (docs/PERFORMANCE.md, uploads, step 9).
 fn drop_cached(file: &File, start: u64, len: u64) {
     #[cfg(target_os = "linux")]
     if let Some(len) = std::num::NonZeroU64::new(len) {
