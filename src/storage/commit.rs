@@ -207,20 +207,21 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Waiter>, mut syncer: Syncer, counte
         for w in flushes {
             let _ = w.send(result.clone());
         }
-        match (outcomes, &result) {
-            (Ok(outcomes), Ok(())) => {
+        // A grouped write is answered with its outcome only if the group applied and the
+        // flush made it durable; otherwise with the failure of either.
+        let outcomes = outcomes
+            .map_err(|e| {
+                tracing::error!(error = %e, "applying grouped writes failed");
+                e.to_string()
+            })
+            .and_then(|outcomes| result.clone().map(|()| outcomes));
+        match outcomes {
+            Ok(outcomes) => {
                 for (w, outcome) in applied.into_iter().zip(outcomes) {
                     let _ = w.send(outcome);
                 }
             }
-            (Err(e), _) => {
-                tracing::error!(error = %e, "applying grouped writes failed");
-                let e = e.to_string();
-                for w in applied {
-                    let _ = w.send(Err(StorageError::Io(std::io::Error::other(e.clone()))));
-                }
-            }
-            (Ok(_), Err(e)) => {
+            Err(e) => {
                 for w in applied {
                     let _ = w.send(Err(StorageError::Io(std::io::Error::other(e.clone()))));
                 }
